@@ -1,0 +1,60 @@
+"""Calibration: measure activation ranges in float, then freeze them."""
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+from torch import nn
+
+from .convert import fake_quantizers, freeze_ranges, observing, reset_ranges
+from .fake_quantize import ActivationFakeQuantize
+
+__all__ = ['calibrate']
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module,
+              batches: Iterable[Any],
+              num_batches: Optional[int] = None,
+              forward: Optional[Callable[[nn.Module, Any], Any]] = None) -> int:
+    """Record min/max activation ranges over batches in float, then freeze.
+
+    The model runs in eval mode (BatchNorm statistics are not touched) and
+    is put back in its previous train/eval state afterwards. Previously
+    frozen ranges are replaced.
+
+    Args:
+        model (nn.Module): A model holding quantized layers.
+        batches (Iterable): Inputs; each is passed to ``forward``.
+        num_batches (int, optional): Stop after this many batches. Defaults
+            to None (all).
+        forward (Callable, optional): ``forward(model, batch)``. Defaults to
+            ``model(batch)``.
+
+    Returns:
+        int: Number of batches seen.
+    """
+    if num_batches is not None and num_batches < 1:
+        raise ValueError(f'num_batches must be >= 1, got {num_batches}.')
+    quantizers = [q for q in fake_quantizers(model)
+                  if isinstance(q, ActivationFakeQuantize)]
+    if not quantizers:
+        raise ValueError('calibrate() found no quantized layer in the model; '
+                         'convert it first (quantize_model or QuantResNet).')
+    forward = forward or (lambda m, batch: m(batch))
+    freeze_ranges(model, False)
+    reset_ranges(model)
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        with observing(model):
+            for batch in batches:
+                if num_batches is not None and seen >= num_batches:
+                    break
+                forward(model, batch)
+                seen += 1
+    finally:
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError('calibrate() received no batch: the data is empty.')
+    freeze_ranges(model)
+    return seen

@@ -1,0 +1,301 @@
+r"""Fake quantizers: quantize-dequantize in the forward pass, straight-through backward.
+
+Weights are quantized symmetrically per output channel:
+
+.. math::
+    m_c = \max(|\min_c w|, |\max_c w|), \quad s_c = \frac{m_c}{(2^b - 1) / 2},\quad
+    \hat w = s_c \cdot \mathrm{clamp}(\mathrm{round}(w / s_c), -2^{b-1}, 2^{b-1} - 1).
+
+Activations are quantized asymmetrically per tensor from a recorded range
+:math:`[\min, \max]`:
+
+.. math::
+    s = \frac{\max - \min}{2^b - 1},\quad z = -\mathrm{round}(\min / s),\quad
+    \hat x = (\mathrm{clamp}(\mathrm{round}(x / s) + z, 0, 2^b - 1) - z) \cdot s.
+
+``round`` is round-half-to-even. Both use torch's fused kernels
+(``torch.fake_quantize_per_channel_affine`` / ``..._per_tensor_affine``), whose
+backward is the straight-through estimator with zero gradient where the code
+was clamped. Scales are treated as constants (no gradient through ``max|w|``).
+
+Deviation from the official SSQL code: the activation range is widened to
+contain 0 (``min <= 0 <= max``), as in torch.ao, so that the zero point is an
+integer code inside ``[0, 2^b - 1]`` (which the fused kernel requires). For
+post-ReLU tensors (``min = 0``) both definitions agree.
+
+Degenerate ranges never produce NaN or inf: a weight channel that is all zero
+keeps its values (zero) while the other channels are quantized; an activation
+range of zero width returns the input unchanged, as in the official code.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .observers import MinMaxObserver, minmax_per_channel
+
+__all__ = [
+    'MIN_BITS', 'MAX_BITS', 'QuantMode', 'check_bits', 'weight_qparams',
+    'activation_qparams', 'fake_quantize_weight', 'fake_quantize_activation',
+    'WeightFakeQuantize', 'ActivationFakeQuantize'
+]
+
+MIN_BITS = 2
+MAX_BITS = 16
+# Smallest scale whose reciprocal is still finite in float32.
+_TINY = torch.finfo(torch.float32).tiny
+
+
+class QuantMode:
+    """The modes every fake quantizer can be in.
+
+    - ``FLOAT``: identity; nothing is recorded.
+    - ``OBSERVE``: identity; activation quantizers record their input range.
+    - ``QUANTIZE``: fake-quantize at the current bit-width with the recorded range.
+    """
+    FLOAT = 'float'
+    OBSERVE = 'observe'
+    QUANTIZE = 'quantize'
+    ALL = (FLOAT, OBSERVE, QUANTIZE)
+
+
+def check_bits(bits: Optional[int], name: str = 'bits') -> Optional[int]:
+    """Validate a bit-width; 0 and None both mean "float".
+
+    Args:
+        bits (int, optional): The bit-width.
+        name (str): How the value is called in error messages.
+            Defaults to 'bits'.
+
+    Returns:
+        int or None: ``bits``, or None for float.
+    """
+    if bits is None or (isinstance(bits, int) and not isinstance(bits, bool)
+                        and bits == 0):
+        return None
+    if not isinstance(bits, int) or isinstance(bits, bool):
+        raise TypeError(f'{name} must be an int or None, got {bits!r} '
+                        f'({type(bits).__name__}).')
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(
+            f'{name}={bits} is not supported: use an integer in '
+            f'[{MIN_BITS}, {MAX_BITS}], or 0/None for float.')
+    return bits
+
+
+def weight_qparams(weight: Tensor, bits: int,
+                   ch_axis: int = 0) -> Tuple[Tensor, Tensor]:
+    """Symmetric per-channel scale and (zero) zero point of a weight.
+
+    Args:
+        weight (Tensor): The float weight.
+        bits (int): Bit-width.
+        ch_axis (int): The output-channel axis. Defaults to 0.
+
+    Returns:
+        tuple[Tensor, Tensor]: float32 scales and int32 zero points, one per
+        channel. All-zero channels get scale 1 (their values stay zero).
+    """
+    low, high = minmax_per_channel(weight, ch_axis)
+    max_abs = torch.maximum(low.abs(), high.abs()).float()
+    scale = max_abs / ((2**bits - 1) / 2)
+    scale = torch.where(scale > _TINY, scale, torch.ones_like(scale))
+    return scale, torch.zeros_like(scale, dtype=torch.int32)
+
+
+def activation_qparams(min_val: Tensor, max_val: Tensor,
+                       bits: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Asymmetric per-tensor scale and zero point from a range.
+
+    Args:
+        min_val (Tensor): Recorded minimum (0-dim).
+        max_val (Tensor): Recorded maximum (0-dim).
+        bits (int): Bit-width.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: float32 scale, int32 zero point and a
+        bool flag that is True when the range has zero width (then the scale
+        returned is 1 and the input must be passed through unchanged).
+    """
+    qmax = 2**bits - 1
+    min_val = torch.clamp(min_val.float(), max=0.)
+    max_val = torch.clamp(max_val.float(), min=0.)
+    scale = (max_val - min_val) / qmax
+    degenerate = scale <= _TINY
+    scale = torch.where(degenerate, torch.ones_like(scale), scale)
+    zero_point = torch.clamp(torch.round(-min_val / scale), 0, qmax)
+    return scale, zero_point.to(torch.int32), degenerate
+
+
+def fake_quantize_weight(weight: Tensor, bits: int, ch_axis: int = 0) -> Tensor:
+    """Quantize-dequantize a weight symmetrically per output channel.
+
+    Args:
+        weight (Tensor): The float weight.
+        bits (int): Bit-width, at least 2.
+        ch_axis (int): The output-channel axis. Defaults to 0.
+
+    Returns:
+        Tensor: The fake-quantized weight (straight-through gradient).
+    """
+    scale, zero_point = weight_qparams(weight, bits, ch_axis)
+    return torch.fake_quantize_per_channel_affine(weight, scale, zero_point,
+                                                  ch_axis, -2**(bits - 1),
+                                                  2**(bits - 1) - 1)
+
+
+def fake_quantize_activation(x: Tensor, min_val: Tensor, max_val: Tensor,
+                             bits: int) -> Tensor:
+    """Quantize-dequantize an activation asymmetrically per tensor.
+
+    Args:
+        x (Tensor): The activation.
+        min_val (Tensor): Range minimum (0-dim).
+        max_val (Tensor): Range maximum (0-dim).
+        bits (int): Bit-width, at least 2.
+
+    Returns:
+        Tensor: The fake-quantized activation (straight-through gradient);
+        ``x`` itself where the range has zero width.
+    """
+    scale, zero_point, degenerate = activation_qparams(min_val, max_val, bits)
+    out = torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0,
+                                                2**bits - 1)
+    return torch.where(degenerate, x, out)
+
+
+class _FakeQuantize(nn.Module):
+    """State shared by weight and activation fake quantizers.
+
+    Args:
+        bits (int, optional): Bit-width; 0 or None means float.
+            Defaults to None.
+        fixed (bool): Whether the bit-width is pinned by a per-layer override,
+            so that model-wide :func:`set_bits` leaves it alone.
+            Defaults to False.
+    """
+
+    def __init__(self, bits: Optional[int] = None, fixed: bool = False) -> None:
+        super().__init__()
+        self.bits = check_bits(bits)
+        self.fixed = fixed
+        self.mode = QuantMode.FLOAT
+
+    def set_mode(self, mode: str) -> None:
+        """Switch to one of :class:`QuantMode`'s modes."""
+        if mode not in QuantMode.ALL:
+            raise ValueError(f'Unknown quantization mode {mode!r}; '
+                             f'expected one of {QuantMode.ALL}.')
+        self.mode = mode
+
+    @property
+    def active(self) -> bool:
+        """Whether the forward pass currently quantizes."""
+        return self.mode == QuantMode.QUANTIZE and self.bits is not None
+
+    def extra_repr(self) -> str:
+        return (f'bits={self.bits}, fixed={self.fixed}, mode={self.mode!r}')
+
+
+class WeightFakeQuantize(_FakeQuantize):
+    """Symmetric per-output-channel fake quantizer of a weight.
+
+    The range comes from the weight itself at every forward, so this
+    quantizer has no state besides its bit-width and mode.
+
+    Args:
+        bits (int, optional): Bit-width; 0 or None means float.
+            Defaults to None.
+        fixed (bool): Pinned by a per-layer override. Defaults to False.
+        ch_axis (int): The output-channel axis. Defaults to 0.
+    """
+
+    def __init__(self, bits: Optional[int] = None, fixed: bool = False,
+                 ch_axis: int = 0) -> None:
+        super().__init__(bits, fixed)
+        self.ch_axis = ch_axis
+
+    def forward(self, weight: Tensor) -> Tensor:
+        if not self.active:
+            return weight
+        return fake_quantize_weight(weight, self.bits, self.ch_axis)
+
+
+class ActivationFakeQuantize(_FakeQuantize):
+    """Asymmetric per-tensor fake quantizer of an activation.
+
+    In ``observe`` mode it records the range of its inputs; in ``quantize``
+    mode it uses the recorded range. A calibrated range can be frozen: it is
+    then neither reset nor updated, and it is saved in the state dict (as
+    ``min_val`` / ``max_val``) so a calibrated model can be restored; an
+    unfrozen quantizer adds no state-dict keys.
+
+    Args:
+        bits (int, optional): Bit-width; 0 or None means float.
+            Defaults to None.
+        fixed (bool): Pinned by a per-layer override. Defaults to False.
+    """
+
+    def __init__(self, bits: Optional[int] = None, fixed: bool = False) -> None:
+        super().__init__(bits, fixed)
+        self.observer = MinMaxObserver()
+        self.frozen = False
+
+    @property
+    def has_range(self) -> bool:
+        """Whether a range has been recorded."""
+        return self.observer.has_data
+
+    def reset_range(self) -> None:
+        """Forget the recorded range, unless it is frozen."""
+        if not self.frozen:
+            self.observer.reset()
+
+    def freeze(self, frozen: bool = True) -> None:
+        """Freeze (or unfreeze) the recorded range.
+
+        Args:
+            frozen (bool): Whether to freeze. Defaults to True.
+        """
+        if frozen and not self.has_range:
+            raise RuntimeError('Cannot freeze an activation range that was '
+                               'never observed: run calibration first.')
+        self.frozen = frozen
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mode == QuantMode.OBSERVE:
+            if not self.frozen:
+                self.observer(x)
+            return x
+        if not self.active:
+            return x
+        if not self.has_range:
+            raise RuntimeError(
+                'Activation range was never measured for this layer. Run a '
+                'float pass in observe mode first (ssql_mm.quantization.'
+                'observing) or calibrate the model '
+                '(ssql_mm.quantization.calibrate / QuantCalibrationHook).')
+        return fake_quantize_activation(x, self.observer.min_val,
+                                        self.observer.max_val, self.bits)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.frozen:
+            for key in ('min_val', 'max_val'):
+                value = getattr(self.observer, key)
+                destination[prefix + key] = value if keep_vars else value.detach()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        keys = (prefix + 'min_val', prefix + 'max_val')
+        if all(key in state_dict for key in keys):
+            self.observer.set_range(state_dict[keys[0]], state_dict[keys[1]])
+            self.frozen = True
+        # Hide the optional range keys from the strict key check.
+        local = {k: v for k, v in state_dict.items() if k not in keys}
+        super()._load_from_state_dict(local, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', frozen={self.frozen}'
