@@ -4,7 +4,7 @@ the OpenMMLab 2.x stack.
 Importing the package registers its models and hooks in mmpretrain's
 registries, so configs reach them with ``custom_imports=dict(imports=['ssql_mm'])``.
 """
-from . import models  # noqa: F401
+from . import engine, models  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']
