@@ -5,9 +5,9 @@ from mmpretrain.models.backbones import (ResNet, ResNet_CIFAR, ResNetV1c,
                                          ResNetV1d)
 from mmpretrain.registry import MODELS
 
-from ssql_mm.quantization import (QuantMode, apply_overrides, get_bits,
-                                  paper_backbone_overrides, quantize_model,
-                                  set_quant_mode)
+from ssql_mm.quantization import (QuantMode, apply_overrides, check_bits,
+                                  get_bits, paper_backbone_overrides,
+                                  quantize_model, set_quant_mode)
 
 __all__ = [
     'QuantBackboneMixin', 'QuantResNet', 'QuantResNet_CIFAR',
@@ -30,7 +30,10 @@ class QuantBackboneMixin:
                   overrides: Optional[List[dict]]) -> None:
         self.quant_report = quantize_model(self, w_bits, a_bits)
         if overrides is None:
-            overrides = paper_backbone_overrides(self)
+            # The paper's pinned layers only make sense around a quantized
+            # network: at 0/0 the backbone must be the float one.
+            is_float = check_bits(w_bits) is None and check_bits(a_bits) is None
+            overrides = [] if is_float else paper_backbone_overrides(self)
         apply_overrides(self, overrides, self.quant_report)
         set_quant_mode(self, QuantMode.QUANTIZE)
 
@@ -68,7 +71,8 @@ _ARGS_DOC = """
             float. Defaults to None.
         overrides (list[dict], optional): Per-layer overrides, see
             ``ssql_mm.quantization.apply_overrides``. Defaults to None, the
-            paper's assignment (stem weights 8-bit, image input float).
+            paper's assignment (stem weights 8-bit, image input float) when
+            any bit-width is set, and no override when both are 0/None.
         **kwargs: Arguments of the float backbone (depth, out_indices,
             frozen_stages, norm_eval, strides, dilations, ...).
     """
