@@ -9,6 +9,8 @@ from ssql_mm.quantization import (QuantMode, apply_overrides, check_bits,
                                   get_bits, paper_backbone_overrides,
                                   quantize_model, set_quant_mode)
 
+from .pretrained_check import strict_pretrained
+
 __all__ = [
     'QuantBackboneMixin', 'QuantResNet', 'QuantResNet_CIFAR',
     'QuantResNetV1c', 'QuantResNetV1d'
@@ -36,6 +38,12 @@ class QuantBackboneMixin:
             overrides = [] if is_float else paper_backbone_overrides(self)
         apply_overrides(self, overrides, self.quant_report)
         set_quant_mode(self, QuantMode.QUANTIZE)
+
+    def init_weights(self) -> None:
+        """Initialise; a ``Pretrained`` init_cfg that does not fit raises
+        (see ``pretrained_check.strict_pretrained``)."""
+        with strict_pretrained(self):
+            super().init_weights()
 
     @property
     def layer_bits(self) -> dict:
