@@ -1,0 +1,15 @@
+# QAT fine-tuning at 4w4a: DeepLabV3-d8, Cityscapes 512x1024, 80k.
+# SSQL ResNet-50 backbone; activation ranges are measured on the first 10
+# training batches, then frozen, saved in the checkpoint and reused for
+# testing at the same bits.
+_base_ = './deeplabv3_ssql-r50-d8-fp_4xb2-80k_cityscapes-512x1024.py'
+
+model = dict(backbone=dict(w_bits=4, a_bits=4))
+
+custom_hooks = [
+    dict(
+        type='mmpretrain.QuantCalibrationHook',
+        num_batches=10,
+        dataloader='train',
+        recalibrate=False)
+]

@@ -1,0 +1,15 @@
+# QAT fine-tuning at 8w8a: DeepLabV3-d8, VOC12aug 512x512, 20k.
+# SSQL ResNet-50 backbone; activation ranges are measured on the first 10
+# training batches, then frozen, saved in the checkpoint and reused for
+# testing at the same bits.
+_base_ = './deeplabv3_ssql-r50-d8-fp_4xb4-20k_voc12aug-512x512.py'
+
+model = dict(backbone=dict(w_bits=8, a_bits=8))
+
+custom_hooks = [
+    dict(
+        type='mmpretrain.QuantCalibrationHook',
+        num_batches=10,
+        dataloader='train',
+        recalibrate=False)
+]
