@@ -85,7 +85,7 @@ else
 fi
 
 # 3. The rest of the stack and ssql_mm itself (pins live in requirements/runtime.txt).
-if "$PY" -c "import ssql_mm, mmpretrain, mmdet, mmseg" 2>/dev/null \
+if "$PY" -c "import pkg_resources, ssql_mm, mmpretrain, mmdet, mmseg" 2>/dev/null \
    && "$PY" -m pip check >/dev/null 2>&1; then
   log "OpenMMLab stack and ssql_mm already installed"
 else

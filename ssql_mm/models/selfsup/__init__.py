@@ -1,0 +1,3 @@
+from .ssql_simsiam import SSQLSimSiam, build_quant_encoder
+
+__all__ = ['SSQLSimSiam', 'build_quant_encoder']
