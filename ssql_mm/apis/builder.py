@@ -1,0 +1,63 @@
+"""Build a zoo model from its config and load its weights."""
+import os
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.utils import import_modules_from_strings
+
+from ssql_mm.checkpoint import safe_load
+from ssql_mm.checkpoint.conversion import unwrap_state_dict
+from .download import download_checkpoint
+from .errors import ModelZooError
+from .model_index import get_model_entry
+
+__all__ = ['get_model']
+
+PathLike = Union[str, os.PathLike]
+
+
+def get_model(name: str,
+              pretrained: Union[bool, str] = True,
+              device: Union[str, torch.device] = 'cpu',
+              index: Optional[PathLike] = None,
+              base_url: Optional[str] = None) -> torch.nn.Module:
+    """Build a zoo model with mmpretrain's ``MODELS`` and load its weights.
+
+    Args:
+        name (str): Model name (see :func:`list_models`).
+        pretrained (bool | str): True downloads (or reuses the cached)
+            published checkpoint; a path or URL loads that file instead;
+            False keeps the initial weights. Defaults to True.
+        device (str | torch.device): Where to put the model. Defaults to
+            ``'cpu'``.
+        index (str | PathLike, optional): Model index to read. Defaults to
+            None, the package's ``model-index.yml``.
+        base_url (str, optional): Mirror of the checkpoints. Defaults to
+            None (``$SSQL_MM_BASE_URL`` or the published URL).
+
+    Returns:
+        nn.Module: The model in eval mode; the weights load strictly.
+    """
+    from mmpretrain.registry import MODELS
+
+    entry = get_model_entry(name, index)
+    if entry.config_path is None or not os.path.isfile(entry.config_path):
+        raise ModelZooError(f'Config of {name} not found: {entry.config}.')
+    cfg = Config.fromfile(entry.config_path)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    model_cfg = cfg.model.copy()
+    if 'data_preprocessor' in cfg and 'data_preprocessor' not in model_cfg:
+        model_cfg.data_preprocessor = cfg.data_preprocessor
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmpretrain')):
+        model = MODELS.build(model_cfg)
+    if pretrained:
+        path = pretrained if isinstance(pretrained, str) else \
+            download_checkpoint(name, index=index, base_url=base_url)
+        if '://' in path:
+            path = download_checkpoint(path, index=index)
+        model.load_state_dict(unwrap_state_dict(safe_load(path)), strict=True)
+    return model.to(device).eval()

@@ -1,0 +1,166 @@
+"""Turn a training checkpoint into a model-zoo entry.
+
+``publish_checkpoint`` keeps only the weights and meta of a Runner
+checkpoint, names the file ``<model>_<sha256[:8]>.pth`` and writes its hash,
+size, config, data and results into a metafile. Without a URL the entry says
+the file is not uploaded (``Weights: null``); the file can then still be
+served from a mirror or local folder through ``SSQL_MM_BASE_URL``.
+"""
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+import yaml
+
+from ssql_mm.checkpoint import safe_load
+from ssql_mm.checkpoint.conversion import unwrap_state_dict
+from .download import sha256sum
+from .model_index import default_index_path
+
+__all__ = ['publish_checkpoint', 'metric_key', 'DEFAULT_METAFILE']
+
+PathLike = Union[str, os.PathLike]
+DEFAULT_METAFILE = 'configs/ssql/metafile.yml'
+UNPUBLISHED_NOTE = ('Checkpoint not uploaded yet: Weights stays null until '
+                    'it is. Serve the file named in Checkpoint from a mirror '
+                    'or local folder with SSQL_MM_BASE_URL.')
+_HEADER = ('# Model zoo entries of ssql_mm (OpenMMLab metafile format).\n'
+           '# Checkpoint hash, size and results are written by\n'
+           '# `python tools/model_zoo.py publish`.\n')
+
+
+def metric_key(setting: str) -> str:
+    """Metric name of one bit-width setting, e.g. ``'4w4a'``.
+
+    Args:
+        setting (str): ``'FP'`` or ``'<w>w<a>a'``.
+
+    Returns:
+        str: ``'Top 1 Accuracy (4w4a)'``.
+    """
+    return f'Top 1 Accuracy ({setting})'
+
+
+def _slim_copy(checkpoint: PathLike, out_dir: Path, name: str,
+               trusted: bool) -> Path:
+    loaded = safe_load(checkpoint, trusted=trusted)
+    meta = loaded.get('meta') if isinstance(loaded.get('meta'), dict) else {}
+    slim = {'meta': meta, 'state_dict': unwrap_state_dict(loaded)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.part')
+    os.close(fd)
+    try:
+        torch.save(slim, tmp)
+        final = out_dir / f'{name}_{sha256sum(tmp)[:8]}.pth'
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return final
+
+
+def _register_metafile(index: Path, metafile: Path) -> None:
+    if not index.is_file():
+        return
+    data = yaml.safe_load(index.read_text(encoding='utf-8')) or {}
+    rel = os.path.relpath(metafile.resolve(), index.resolve().parent)
+    imports = data.setdefault('Import', [])
+    if rel not in imports:
+        imports.append(rel)
+        index.write_text(yaml.safe_dump(data, sort_keys=False),
+                         encoding='utf-8')
+
+
+def publish_checkpoint(checkpoint: PathLike,
+                       name: str,
+                       metafile: Optional[PathLike] = None,
+                       out_dir: Optional[PathLike] = None,
+                       url: Optional[str] = None,
+                       config: Optional[str] = None,
+                       training_data: Optional[str] = None,
+                       results: Optional[Dict[str, float]] = None,
+                       dataset: Optional[str] = None,
+                       task: str = 'Linear Evaluation',
+                       collection: str = 'SSQL',
+                       index: Optional[PathLike] = None,
+                       trusted: bool = False) -> Dict[str, Any]:
+    """Write (or update) the metafile entry of a checkpoint.
+
+    Args:
+        checkpoint (str | PathLike): A Runner or ssql_mm checkpoint.
+        name (str): Model name; an entry of that name is updated.
+        metafile (str | PathLike, optional): Metafile to write. Defaults to
+            None, ``configs/ssql/metafile.yml`` next to the model index.
+        out_dir (str | PathLike, optional): Where the slim, renamed copy is
+            written. Defaults to None, the checkpoint's folder.
+        url (str, optional): Where the copy is (or will be) uploaded; a URL
+            ending in ``/`` is a folder and gets the file name appended.
+            Defaults to None: the entry is marked unpublished.
+        config (str, optional): Config path relative to the repository root.
+            Defaults to None (keep the entry's).
+        training_data (str, optional): Pre-training data. Defaults to None.
+        results (dict, optional): Top-1 accuracy per bit-width setting
+            (``{'FP': 91.2, '4w4a': 89.0}``). Defaults to None (keep).
+        dataset (str, optional): Evaluation data of ``results``. Defaults to
+            None, ``training_data``.
+        task (str): Task of ``results``. Defaults to 'Linear Evaluation'.
+        collection (str): Collection of a new entry. Defaults to 'SSQL'.
+        index (str | PathLike, optional): Model index that must import the
+            metafile; config paths are relative to its folder. Defaults to
+            None, :func:`default_index_path`.
+        trusted (bool): Load ``checkpoint`` without the safe allow-list.
+            Defaults to False.
+
+    Returns:
+        dict: The entry as written.
+    """
+    index = Path(index) if index is not None else default_index_path()
+    root = index.resolve().parent
+    metafile = Path(metafile) if metafile is not None else root / \
+        DEFAULT_METAFILE
+    if config is not None and not (root / config).is_file():
+        raise FileNotFoundError(f'Config {config} not found under {root}.')
+    out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent
+    copy = _slim_copy(checkpoint, out, name, trusted)
+
+    data: Dict[str, Any] = {}
+    if metafile.is_file():
+        data = yaml.safe_load(metafile.read_text(encoding='utf-8')) or {}
+    models = data.setdefault('Models', [])
+    entry = next((m for m in models if m.get('Name') == name), None)
+    if entry is None:
+        entry = {'Name': name, 'In Collection': collection, 'Metadata': {},
+                 'Results': None, 'Weights': None, 'Config': config}
+        models.append(entry)
+    metadata = entry.setdefault('Metadata', {}) or {}
+    entry['Metadata'] = metadata
+    if training_data is not None:
+        metadata['Training Data'] = training_data
+    metadata['Checkpoint'] = {
+        'File': copy.name,
+        'SHA256': sha256sum(copy),
+        'Size': copy.stat().st_size,
+    }
+    if url is not None and url.endswith('/'):
+        url = url + copy.name
+    entry['Weights'] = url
+    if url is None:
+        metadata['Note'] = UNPUBLISHED_NOTE
+    else:
+        metadata.pop('Note', None)
+    if config is not None:
+        entry['Config'] = config
+    if results:
+        entry['Results'] = [{
+            'Task': task,
+            'Dataset': dataset or metadata.get('Training Data'),
+            'Metrics': {metric_key(k): float(v)
+                        for k, v in results.items()},
+        }]
+    metafile.parent.mkdir(parents=True, exist_ok=True)
+    metafile.write_text(_HEADER + yaml.safe_dump(data, sort_keys=False),
+                        encoding='utf-8')
+    _register_metafile(index, metafile)
+    return entry

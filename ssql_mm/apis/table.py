@@ -1,0 +1,126 @@
+"""Markdown table of the model zoo, generated from the metafiles."""
+import os
+import re
+from typing import List, Optional, Union
+
+from .model_index import ModelEntry, load_model_index
+
+__all__ = ['model_zoo_table', 'model_zoo_markdown', 'BIT_SETTINGS']
+
+PathLike = Union[str, os.PathLike]
+# Column order of the settings the paper reports; others follow, sorted.
+BIT_SETTINGS = ('FP', '8w8a', '6w6a', '5w5a', '4w4a', '3w3a', '2w4a')
+_SETTING = re.compile(r'\(([^)]+)\)\s*$')
+
+
+def _accuracies(entry: ModelEntry) -> dict:
+    values = {}
+    for result in entry.results:
+        for metric, value in (result.get('Metrics') or {}).items():
+            match = _SETTING.search(metric)
+            if match:
+                values[match.group(1)] = value
+    return values
+
+
+_DOC_INTRO = """# Model zoo
+
+Generated from the metafiles by `python tools/model_zoo.py table --out
+docs/model_zoo.md`; edit `configs/*/metafile.yml`, not this page.
+
+Top-1 accuracy of a linear classifier on frozen features at each bit-width
+setting (`<w>w<a>a`: weight and activation bits; FP: float). Every model is
+one set of weights evaluated at every bit-width.
+
+"""
+
+_DOC_USAGE = """
+## Use
+
+```python
+import ssql_mm
+from ssql_mm.apis import download_checkpoint, get_model, list_models
+
+print(list_models('cifar10'))
+model = get_model('ssql-simsiam_resnet18_4xb128-coslr-400e_cifar10')
+```
+
+```shell
+python tools/model_zoo.py list
+python tools/model_zoo.py info NAME
+python tools/model_zoo.py download NAME
+```
+
+Checkpoints are cached under `$SSQL_MM_HOME` (default `~/.cache/ssql_mm`)
+after their SHA-256 is checked; a cached, verified file is used without any
+request. `SSQL_MM_BASE_URL` (or `--base-url`) points downloads at a mirror,
+an `http(s)://` or `file://` URL or a local folder holding the files by
+name. Every checkpoint is loaded with `weights_only=True` and a small
+allow-list; files that need more are refused unless you opt in with
+`trusted=True` / `--trust-checkpoint`.
+
+A model whose checkpoint says "not published" has no released weights yet.
+To add one from a local training run:
+
+```shell
+python tools/model_zoo.py publish work_dirs/RUN/epoch_400.pth \\
+    --name MODEL_NAME --result FP=... --result 4w4a=... [--url URL/]
+```
+
+This writes a slim copy `MODEL_NAME_<sha256[:8]>.pth` next to the
+checkpoint and records its hash, size and results in the metafile; with
+`--url` the entry points at the uploaded copy.
+"""
+
+
+def _checkpoint_cell(entry: ModelEntry) -> str:
+    if entry.weights:
+        return f'[model]({entry.weights})'
+    return 'not published'
+
+
+def model_zoo_table(index: Optional[PathLike] = None,
+                    link_root: str = '') -> str:
+    """One row per model: data, top-1 per bit-width, checkpoint.
+
+    Args:
+        index (str | PathLike, optional): Model index to read. Defaults to
+            None, the package's ``model-index.yml``.
+        link_root (str): Prefix of config links, e.g. ``'../'`` for a page
+            in ``docs/``. Defaults to ''.
+
+    Returns:
+        str: A GitHub-flavoured markdown table.
+    """
+    entries = list(load_model_index(index).values())
+    found = {s for e in entries for s in _accuracies(e)}
+    settings: List[str] = [s for s in BIT_SETTINGS if s in found]
+    settings += sorted(found - set(BIT_SETTINGS))
+    head = (['Model', 'Pre-train data'] + [f'Top-1 {s}' for s in settings]
+            + ['Config', 'Checkpoint', 'SHA-256', 'Size'])
+    rows = ['| ' + ' | '.join(head) + ' |',
+            '|' + '---|' * len(head)]
+    for entry in entries:
+        acc = _accuracies(entry)
+        size = (f'{entry.size / 2**20:.1f} MiB'
+                if entry.size is not None else '-')
+        cells = ([entry.name, entry.training_data or '-']
+                 + [f'{acc[s]:.2f}' if s in acc else '-' for s in settings]
+                 + [f'[config]({link_root}{entry.config})' if entry.config else '-',
+                    _checkpoint_cell(entry),
+                    f'`{entry.sha256[:8]}`' if entry.sha256 else '-', size])
+        rows.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(rows) + '\n'
+
+
+def model_zoo_markdown(index: Optional[PathLike] = None) -> str:
+    """The ``docs/model_zoo.md`` page: table and usage.
+
+    Args:
+        index (str | PathLike, optional): Model index to read. Defaults to
+            None, the package's ``model-index.yml``.
+
+    Returns:
+        str: Markdown text.
+    """
+    return _DOC_INTRO + model_zoo_table(index, link_root='../') + _DOC_USAGE

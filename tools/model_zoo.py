@@ -1,0 +1,98 @@
+"""Model zoo command line: list, info, download, publish, table.
+
+Examples::
+
+    python tools/model_zoo.py list cifar10
+    python tools/model_zoo.py info ssql-simsiam_resnet18_4xb128-coslr-400e_cifar10
+    python tools/model_zoo.py download NAME [--dir DIR] [--base-url URL]
+    python tools/model_zoo.py publish CKPT --name NAME --result FP=91.0 \\
+        --result 4w4a=89.5 [--url https://host/folder/]
+    python tools/model_zoo.py table --out docs/model_zoo.md
+"""
+import argparse
+import sys
+from typing import Dict, List, Optional
+
+from ssql_mm.apis import (ModelZooError, download_checkpoint, get_model_entry,
+                          list_models, model_zoo_markdown, model_zoo_table,
+                          publish_checkpoint)
+
+
+def parse_results(pairs: List[str]) -> Dict[str, float]:
+    """``['FP=91.2', '4w4a=89']`` -> ``{'FP': 91.2, '4w4a': 89.0}``."""
+    results = {}
+    for pair in pairs:
+        setting, sep, value = pair.partition('=')
+        if not sep:
+            raise SystemExit(f'--result takes SETTING=VALUE, got {pair!r}')
+        results[setting.strip()] = float(value)
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--index', help='model-index.yml to read')
+    sub = parser.add_subparsers(dest='command', required=True)
+    lst = sub.add_parser('list', help='model names')
+    lst.add_argument('pattern', nargs='?', help='wildcard or substring')
+    info = sub.add_parser('info', help='metadata of one model')
+    info.add_argument('name')
+    down = sub.add_parser('download', help='fetch a checkpoint to the cache')
+    down.add_argument('name', help='model name or URL')
+    down.add_argument('--dir', help='cache folder ($SSQL_MM_HOME)')
+    down.add_argument('--base-url', help='mirror ($SSQL_MM_BASE_URL)')
+    down.add_argument('--no-progress', action='store_true')
+    pub = sub.add_parser('publish', help='add a checkpoint to a metafile')
+    pub.add_argument('checkpoint')
+    pub.add_argument('--name', required=True)
+    pub.add_argument('--url', help='upload location; ending in / = folder')
+    pub.add_argument('--config', help='config path from the repo root')
+    pub.add_argument('--training-data')
+    pub.add_argument('--result', action='append', default=[],
+                     metavar='SETTING=TOP1', help='e.g. FP=91.2, 4w4a=89.0')
+    pub.add_argument('--dataset', help='evaluation data of the results')
+    pub.add_argument('--metafile')
+    pub.add_argument('--out-dir', help='where the slim copy goes')
+    pub.add_argument('--trust-checkpoint', action='store_true',
+                     help='load without the safe allow-list (trusted files '
+                     'only)')
+    table = sub.add_parser('table', help='markdown table of the zoo')
+    table.add_argument('--out', help='write the docs page here')
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == 'list':
+            print('\n'.join(list_models(args.pattern, index=args.index)))
+        elif args.command == 'info':
+            entry = get_model_entry(args.name, index=args.index)
+            for key, value in vars(entry).items():
+                print(f'{key}: {value}')
+        elif args.command == 'download':
+            print(download_checkpoint(
+                args.name, dir=args.dir, base_url=args.base_url,
+                progress=not args.no_progress, index=args.index))
+        elif args.command == 'publish':
+            entry = publish_checkpoint(
+                args.checkpoint, args.name, metafile=args.metafile,
+                out_dir=args.out_dir, url=args.url, config=args.config,
+                training_data=args.training_data,
+                results=parse_results(args.result), dataset=args.dataset,
+                index=args.index, trusted=args.trust_checkpoint)
+            print(f"{entry['Name']}: {entry['Metadata']['Checkpoint']}")
+        elif args.command == 'table':
+            if args.out:
+                with open(args.out, 'w', encoding='utf-8') as f:
+                    f.write(model_zoo_markdown(args.index))
+            else:
+                print(model_zoo_table(args.index), end='')
+    except ModelZooError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
