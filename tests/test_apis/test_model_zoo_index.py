@@ -1,0 +1,78 @@
+import importlib.util
+from pathlib import Path
+
+import modelindex
+import torch
+import yaml
+
+from conftest import TINY_NAME
+from ssql_mm.apis import (load_model_index, model_zoo_table,
+                          publish_checkpoint)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location(
+        'model_zoo_cli', REPO / 'tools' / 'model_zoo.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_repository_index_is_valid_and_honest():
+    index = REPO / 'model-index.yml'
+    names = {m.name for m in modelindex.load(str(index)).models}
+    entries = load_model_index(index)
+    assert names == set(entries) and entries
+    for entry in entries.values():
+        assert Path(entry.config_path).is_file(), entry.config
+        if entry.weights is None:
+            # unpublished: no invented URL or hash, and it says so
+            assert entry.note and 'publish' in entry.note.lower()
+        else:
+            assert entry.sha256 and len(entry.sha256) == 64 and entry.size
+
+
+def test_publish_updates_one_entry(zoo, tmp_path):
+    index, metafile = zoo['index'], zoo['root'] / 'configs' / 'metafile.yml'
+    ckpt = tmp_path / 'run' / 'epoch_1.pth'
+    entry = publish_checkpoint(ckpt, TINY_NAME, metafile=metafile,
+                               out_dir=tmp_path / 'again', index=index)
+    assert entry['Weights'] is None and 'SSQL_MM_BASE_URL' in \
+        entry['Metadata']['Note']
+    assert entry['Results'][0]['Metrics']['Top 1 Accuracy (4w4a)'] == 78.25
+    data = yaml.safe_load(metafile.read_text())
+    assert [m['Name'] for m in data['Models']] == [TINY_NAME]
+    slim = torch.load(tmp_path / 'again' / entry['Metadata']['Checkpoint']
+                      ['File'], weights_only=True)
+    assert set(slim) == {'meta', 'state_dict'}  # optimizer dropped
+
+    other = zoo['root'] / 'configs' / 'more' / 'metafile.yml'
+    publish_checkpoint(ckpt, 'another-model', metafile=other,
+                       out_dir=tmp_path / 'again', index=index)
+    imports = yaml.safe_load(index.read_text())['Import']
+    assert imports == ['configs/metafile.yml', 'configs/more/metafile.yml']
+    assert set(load_model_index(index)) == {TINY_NAME, 'another-model'}
+
+
+def test_table_lists_results_per_bit_width(zoo):
+    table = model_zoo_table()
+    header, rule, row = table.splitlines()
+    assert header.split(' | ')[2:4] == ['Top-1 FP', 'Top-1 4w4a']
+    assert '80.50' in row and '78.25' in row
+    assert zoo['entry']['Metadata']['Checkpoint']['SHA256'][:8] in row
+
+
+def test_cli(zoo, capsys):
+    cli = _cli()
+    assert cli.main(['list']) == 0
+    assert capsys.readouterr().out.split() == [TINY_NAME]
+    assert cli.main(['info', TINY_NAME]) == 0
+    assert 'sha256: ' + zoo['entry']['Metadata']['Checkpoint']['SHA256'] in \
+        capsys.readouterr().out
+    assert cli.main(['download', TINY_NAME, '--no-progress']) == 0
+    assert capsys.readouterr().out.strip() == str(zoo['cache'] /
+                                                  zoo['file'].name)
+    assert cli.main(['info', 'tiny_cifar10']) == 1
+    assert 'Did you mean' in capsys.readouterr().err
