@@ -8,6 +8,7 @@ allows exactly those, and nothing else, for every checkpoint MMEngine loads
 once ``ssql_mm`` is imported.
 """
 import os
+import pickle
 import re
 from typing import IO, Any, Iterable, List, Optional, Union
 
@@ -71,27 +72,30 @@ def safe_globals_for_mmengine() -> List[Any]:
 
 
 class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint references a global outside the safe allow-list.
+    """A checkpoint needs more than the safe allow-list permits.
 
     Args:
-        offending (str): The global (``module.name``) that was refused.
-        source (str): The file, or a short reason.
+        offending (str): The refused global (``module.name``), or a short
+            description of the refused pickle content.
+        source (str): The file, or a short description of it.
     """
 
     def __init__(self, offending: str, source: str) -> None:
         self.offending = offending
         super().__init__(
-            f'Refused to load {source}: it references {offending}, which is '
-            'not on the allow-list of ssql_mm.checkpoint.safe_load (tensors, '
-            'containers, numpy arrays and MMEngine HistoryBuffer). Loading '
-            'it could run code stored in the file. If, and only if, you '
-            'trust where the file came from, load it with '
-            "safe_load(path, trusted=True) or pass --trust-checkpoint to "
-            'the ssql_mm tools; to allow one more harmless type, pass it in '
-            'extra_globals=[...].')
+            f'Refused to load {source}: it needs {offending}, which the '
+            'allow-list of ssql_mm.checkpoint.safe_load (tensors, '
+            'containers, numpy arrays, MMEngine HistoryBuffer) does not '
+            'permit. Unpickling it could run code stored in the file. If, '
+            'and only if, you trust where the file came from, load it with '
+            'safe_load(path, trusted=True) or pass --trust-checkpoint to '
+            'the ssql_mm tools; to permit one more harmless class, pass it '
+            'in extra_globals=[...].')
 
 
 _GLOBAL_IN_MESSAGE = re.compile(r'GLOBAL ([\w.]+)')
+_DETAIL_IN_MESSAGE = re.compile(r'WeightsUnpickler error:\s*(.+?)\n\s*\n',
+                                re.S)
 
 
 def _describe(path_or_fileobj: PathOrFile) -> str:
@@ -131,12 +135,14 @@ def safe_load(path_or_fileobj: PathOrFile,
                 path_or_fileobj, map_location=map_location, weights_only=True)
     except UnsafeCheckpointError:
         raise
-    except Exception as err:  # torch wraps refusals in UnpicklingError
+    except pickle.UnpicklingError as err:
         found = _GLOBAL_IN_MESSAGE.search(str(err))
-        if found is None:
-            raise
-        raise UnsafeCheckpointError(
-            found.group(1), _describe(path_or_fileobj)) from None
+        detail = _DETAIL_IN_MESSAGE.search(str(err))
+        offending = found.group(1) if found else (
+            'pickle content the weights-only unpickler does not accept'
+            + (f' ({detail.group(1).strip()})' if detail else ''))
+        raise UnsafeCheckpointError(offending,
+                                    _describe(path_or_fileobj)) from None
 
 
 def load_from_local_safe(filename: str, map_location: Any = None) -> Any:
