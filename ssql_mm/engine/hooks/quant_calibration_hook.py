@@ -2,16 +2,18 @@
 from typing import Optional
 
 import torch
+from mmengine.dataset import DefaultSampler, InfiniteSampler
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+from torch.utils.data import DataLoader
 
 from ssql_mm.quantization import calibrate, fake_quantizers
 from ssql_mm.quantization.fake_quantize import ActivationFakeQuantize
 
-__all__ = ['QuantCalibrationHook', 'sync_ranges']
+__all__ = ['QuantCalibrationHook', 'sync_ranges', 'finite_loader']
 
 _LOADERS = ('train', 'val', 'test')
 
@@ -29,6 +31,32 @@ def sync_ranges(model: torch.nn.Module) -> None:
         if isinstance(quantizer, ActivationFakeQuantize) and quantizer.has_range:
             all_reduce(quantizer.observer.min_val, op='min')
             all_reduce(quantizer.observer.max_val, op='max')
+
+
+def finite_loader(loader: DataLoader) -> DataLoader:
+    """A loader that can be left part-way without harming ``loader``.
+
+    mmengine's ``InfiniteSampler`` (iteration-based configs, e.g. all of
+    mmseg's) shares one index generator between all iterations; stopping a
+    loop over it early closes that generator and the training loop that
+    follows ends at once. Such loaders are replaced by a loader over the
+    same dataset with a shuffled ``DefaultSampler``.
+
+    Args:
+        loader (DataLoader): One of the runner's dataloaders.
+
+    Returns:
+        DataLoader: ``loader`` itself, or the finite stand-in.
+    """
+    if not isinstance(loader.sampler, InfiniteSampler):
+        return loader
+    batch_size = getattr(loader.batch_sampler, 'batch_size', None)
+    return DataLoader(
+        loader.dataset,
+        batch_size=batch_size or loader.batch_size or 1,
+        sampler=DefaultSampler(loader.dataset, shuffle=True),
+        collate_fn=loader.collate_fn,
+        num_workers=loader.num_workers)
 
 
 @HOOKS.register_module()
@@ -83,7 +111,8 @@ class QuantCalibrationHook(Hook):
                                "type='mmpretrain.QuantResNet'.")
         if all(q.frozen for q in quantizers) and not self.recalibrate:
             return
-        loader = getattr(runner, f'{self.dataloader}_dataloader')
+        loader = finite_loader(
+            getattr(runner, f'{self.dataloader}_dataloader'))
 
         def forward(m, data_batch):
             data = m.data_preprocessor(data_batch, False)
