@@ -28,8 +28,10 @@ TINY_NAME = 'ssql-simsiam_tiny_cifar10'
 
 def build_tiny_model(config: Path) -> torch.nn.Module:
     from mmengine.config import Config
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    return MODELS.build(Config.fromfile(str(config)).model)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(Config.fromfile(str(config)).model)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner.checkpoint import load_from_local
 from torch.utils.data import Dataset
@@ -132,7 +133,14 @@ def _runner(work_dir, max_iters: int, resume: bool) -> Runner:
         log_level='WARNING')
 
 
-def test_runner_resumes_after_import(tmp_path):
+@pytest.fixture
+def restore_default_scope():
+    """Runners set a global default scope; give the previous one back."""
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        yield
+
+
+def test_runner_resumes_after_import(tmp_path, restore_default_scope):
     _runner(tmp_path, max_iters=2, resume=False).train()
     ckpt = tmp_path / 'iter_2.pth'
     saved = safe_load(ckpt)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torchvision
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import ssql_mm  # noqa: F401
@@ -23,6 +24,13 @@ from ssql_mm.checkpoint import (convert_official_file, convert_official_ssql,
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(stem_channels=8, base_channels=8)
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    """Build with mmpretrain's registry whatever scope an earlier test set."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def simsiam(backbone: dict, feat: int, hid: int = 32) -> nn.Module:
