@@ -3,7 +3,7 @@
 Examples::
 
     python tools/model_zoo.py list cifar10
-    python tools/model_zoo.py info ssql-simsiam_resnet18_4xb128-coslr-400e_cifar10
+    python tools/model_zoo.py info NAME
     python tools/model_zoo.py download NAME [--dir DIR] [--base-url URL]
     python tools/model_zoo.py publish CKPT --name NAME --result FP=91.0 \\
         --result 4w4a=89.5 [--url https://host/folder/]

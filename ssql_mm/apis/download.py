@@ -165,7 +165,8 @@ def fetch_file(url: str,
     return dest
 
 
-def _entry_for_url(url: str, index: Optional[PathLike]) -> Optional[ModelEntry]:
+def _entry_for_url(url: str,
+                   index: Optional[PathLike]) -> Optional[ModelEntry]:
     name = urllib.parse.urlparse(url).path.rsplit('/', 1)[-1]
     try:
         entries = load_model_index(index).values()

@@ -70,6 +70,23 @@ python tools/model_zoo.py publish work_dirs/RUN/epoch_400.pth \\
 This writes a slim copy `MODEL_NAME_<sha256[:8]>.pth` next to the
 checkpoint and records its hash, size and results in the metafile; with
 `--url` the entry points at the uploaded copy.
+
+## Converting checkpoints
+
+```shell
+# official SSQL-SimSiam -> ssql_mm (backbone.*, neck.*, head.predictor.*)
+python tools/model_converters/ssql_official_to_mm.py OFFICIAL.pth OUT.pth \\
+    --depth 18
+# ... or the backbone alone (loads into ResNet_CIFAR / QuantResNet_CIFAR)
+python tools/model_converters/ssql_official_to_mm.py OFFICIAL.pth OUT.pth \\
+    --backbone-only
+# ssql_mm -> torchvision resnet<depth> (no fc: load with strict=False)
+python tools/model_converters/ssql_mm_to_torchvision.py SSQL.pth TV.pth
+```
+
+Both print what they mapped, what they dropped and why (quantizer state,
+the official projector's last bias, projector/predictor for torchvision) and
+stop on keys they do not understand or on a depth other than `--depth`.
 """
 
 
@@ -104,10 +121,11 @@ def model_zoo_table(index: Optional[PathLike] = None,
         acc = _accuracies(entry)
         size = (f'{entry.size / 2**20:.1f} MiB'
                 if entry.size is not None else '-')
+        config = (f'[config]({link_root}{entry.config})'
+                  if entry.config else '-')
         cells = ([entry.name, entry.training_data or '-']
                  + [f'{acc[s]:.2f}' if s in acc else '-' for s in settings]
-                 + [f'[config]({link_root}{entry.config})' if entry.config else '-',
-                    _checkpoint_cell(entry),
+                 + [config, _checkpoint_cell(entry),
                     f'`{entry.sha256[:8]}`' if entry.sha256 else '-', size])
         rows.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows) + '\n'

@@ -62,7 +62,8 @@ def zoo(tmp_path, server, monkeypatch):
         out_dir=tmp_path / 'published', url=server.url + '/',
         config='configs/tiny.py', training_data='CIFAR-10',
         results={'FP': 80.5, '4w4a': 78.25}, index=index)
-    published = tmp_path / 'published' / entry['Metadata']['Checkpoint']['File']
+    file_name = entry['Metadata']['Checkpoint']['File']
+    published = tmp_path / 'published' / file_name
     server.files[published.name] = published.read_bytes()
     cache = tmp_path / 'cache'
     monkeypatch.setenv('SSQL_MM_HOME', str(cache))

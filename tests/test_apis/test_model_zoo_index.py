@@ -6,8 +6,8 @@ import torch
 import yaml
 
 from conftest import TINY_NAME
-from ssql_mm.apis import (load_model_index, model_zoo_table,
-                          publish_checkpoint)
+from ssql_mm.apis import (load_model_index, model_zoo_markdown,
+                          model_zoo_table, publish_checkpoint)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,3 +76,15 @@ def test_cli(zoo, capsys):
                                                   zoo['file'].name)
     assert cli.main(['info', 'tiny_cifar10']) == 1
     assert 'Did you mean' in capsys.readouterr().err
+
+
+def test_docs_page_is_generated_from_the_metafiles(tmp_path):
+    page = REPO / 'docs' / 'model_zoo.md'
+    index = REPO / 'model-index.yml'
+    assert page.read_text(encoding='utf-8') == model_zoo_markdown(index), \
+        'regenerate: python tools/model_zoo.py table --out docs/model_zoo.md'
+    out = tmp_path / 'page.md'
+    assert _cli().main(['--index', str(index), 'table', '--out',
+                        str(out)]) == 0
+    assert out.read_text(encoding='utf-8') == page.read_text(
+        encoding='utf-8')
