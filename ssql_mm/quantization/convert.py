@@ -205,7 +205,7 @@ def quant_mode(model: Union[nn.Module, Sequence[nn.Module]],
         yield
     finally:
         for q, old in zip(quantizers, previous):
-            q.mode = old
+            q.set_mode(old)
 
 
 def observing(model: Union[nn.Module, Sequence[nn.Module]]):

@@ -167,6 +167,9 @@ def fake_quantize_activation(x: Tensor, min_val: Tensor, max_val: Tensor,
 class _FakeQuantize(nn.Module):
     """State shared by weight and activation fake quantizers.
 
+    Quantization parameters are cached while they cannot change (same range,
+    same bits, same weight version); switching the mode clears the cache.
+
     Args:
         bits (int, optional): Bit-width; 0 or None means float.
             Defaults to None.
@@ -177,9 +180,20 @@ class _FakeQuantize(nn.Module):
 
     def __init__(self, bits: Optional[int] = None, fixed: bool = False) -> None:
         super().__init__()
-        self.bits = check_bits(bits)
+        self._bits = check_bits(bits)
         self.fixed = fixed
         self.mode = QuantMode.FLOAT
+        self._cache: Optional[tuple] = None
+
+    @property
+    def bits(self) -> Optional[int]:
+        """The bit-width, None for float."""
+        return self._bits
+
+    @bits.setter
+    def bits(self, bits: Optional[int]) -> None:
+        self._bits = check_bits(bits)
+        self._cache = None
 
     def set_mode(self, mode: str) -> None:
         """Switch to one of :class:`QuantMode`'s modes."""
@@ -187,11 +201,12 @@ class _FakeQuantize(nn.Module):
             raise ValueError(f'Unknown quantization mode {mode!r}; '
                              f'expected one of {QuantMode.ALL}.')
         self.mode = mode
+        self._cache = None
 
     @property
     def active(self) -> bool:
         """Whether the forward pass currently quantizes."""
-        return self.mode == QuantMode.QUANTIZE and self.bits is not None
+        return self.mode == QuantMode.QUANTIZE and self._bits is not None
 
     def extra_repr(self) -> str:
         return (f'bits={self.bits}, fixed={self.fixed}, mode={self.mode!r}')
@@ -218,7 +233,13 @@ class WeightFakeQuantize(_FakeQuantize):
     def forward(self, weight: Tensor) -> Tensor:
         if not self.active:
             return weight
-        return fake_quantize_weight(weight, self.bits, self.ch_axis)
+        # Within one mode switch, views that share the weight share its
+        # quantized copy (and its autograd graph).
+        key = (weight._version, self.bits, torch.is_grad_enabled())
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, fake_quantize_weight(weight, self.bits,
+                                                     self.ch_axis))
+        return self._cache[1]
 
 
 class ActivationFakeQuantize(_FakeQuantize):
@@ -250,6 +271,7 @@ class ActivationFakeQuantize(_FakeQuantize):
         """Forget the recorded range, unless it is frozen."""
         if not self.frozen:
             self.observer.reset()
+            self._cache = None
 
     def freeze(self, frozen: bool = True) -> None:
         """Freeze (or unfreeze) the recorded range.
@@ -266,17 +288,30 @@ class ActivationFakeQuantize(_FakeQuantize):
         if self.mode == QuantMode.OBSERVE:
             if not self.frozen:
                 self.observer(x)
+                self._cache = None
             return x
         if not self.active:
             return x
+        if self._cache is None:
+            self._cache = self._qparams()
+        scale, zero_point, degenerate = self._cache
+        if degenerate:
+            return x
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0,
+                                                     2**self.bits - 1)
+
+    def _qparams(self) -> Tuple[Tensor, Tensor, bool]:
         if not self.has_range:
             raise RuntimeError(
                 'Activation range was never measured for this layer. Run a '
                 'float pass in observe mode first (ssql_mm.quantization.'
                 'observing) or calibrate the model '
                 '(ssql_mm.quantization.calibrate / QuantCalibrationHook).')
-        return fake_quantize_activation(x, self.observer.min_val,
-                                        self.observer.max_val, self.bits)
+        scale, zero_point, degenerate = activation_qparams(
+            self.observer.min_val, self.observer.max_val, self.bits)
+        # One host read per range (not per forward) decides the zero-width
+        # case, so the quantized path stays a single fused kernel.
+        return scale, zero_point, bool(degenerate)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -291,6 +326,7 @@ class ActivationFakeQuantize(_FakeQuantize):
         if all(key in state_dict for key in keys):
             self.observer.set_range(state_dict[keys[0]], state_dict[keys[1]])
             self.frozen = True
+            self._cache = None
         # Hide the optional range keys from the strict key check.
         local = {k: v for k, v in state_dict.items() if k not in keys}
         super()._load_from_state_dict(local, prefix, local_metadata, strict,
