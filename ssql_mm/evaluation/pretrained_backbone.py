@@ -1,0 +1,157 @@
+"""A checkpoint's backbone, rebuilt quantized at any bit-width.
+
+The architecture comes from a config: the pretraining config given
+explicitly, or the config text MMEngine stores in every checkpoint it writes
+(``meta['cfg']``). The weights are the checkpoint's ``backbone.*`` entries.
+"""
+import copy
+import os.path as osp
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+
+import ssql_mm.models  # noqa: F401  (registers the quantized backbones)
+from .bit_settings import BitSetting
+
+__all__ = ['PretrainedBackbone', 'load_checkpoint_file', 'load_pretrained']
+
+PREFIX = 'backbone.'
+# Normalisation used when the config has no data preprocessor (CIFAR-10).
+DEFAULT_MEAN = (125.307, 122.961, 113.8575)
+DEFAULT_STD = (51.5865, 50.847, 51.255)
+
+
+def load_checkpoint_file(path: str) -> Dict[str, Any]:
+    """Read a checkpoint without running code stored in it.
+
+    Uses ``ssql_mm.checkpoint.safe_load`` (``weights_only`` with the
+    allow-list MMEngine checkpoints need) when available, else plain
+    ``torch.load(weights_only=True)``.
+
+    Args:
+        path (str): The checkpoint file.
+
+    Returns:
+        dict: The checkpoint.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Checkpoint {path} not found.')
+    try:
+        from ssql_mm.checkpoint import safe_load
+    except ImportError:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    else:
+        ckpt = safe_load(path, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'Checkpoint {path} holds a {type(ckpt).__name__}, '
+                         'not a dict of weights.')
+    return ckpt
+
+
+@dataclass
+class PretrainedBackbone:
+    """Everything needed to rebuild a checkpoint's backbone.
+
+    Args:
+        name (str): Short name (the checkpoint file name without suffix).
+        backbone_cfg (dict): The float backbone config.
+        state_dict (dict): Backbone weights, without the ``backbone.`` prefix.
+        mean (tuple[float]): Per-channel mean on the 0-255 scale.
+        std (tuple[float]): Per-channel std on the 0-255 scale.
+    """
+    name: str
+    backbone_cfg: dict
+    state_dict: Dict[str, torch.Tensor]
+    mean: Tuple[float, ...] = DEFAULT_MEAN
+    std: Tuple[float, ...] = DEFAULT_STD
+
+    def build(self, setting: BitSetting) -> torch.nn.Module:
+        """The quantized backbone at ``setting`` with the checkpoint's weights.
+
+        The last stage is the only output; the model is in eval mode and
+        its quantizers still need calibration unless ``setting`` is float.
+
+        Args:
+            setting (BitSetting): Bit-widths.
+
+        Returns:
+            nn.Module: The backbone.
+        """
+        cfg = copy.deepcopy(self.backbone_cfg)
+        cfg['type'] = _quant_type(cfg['type'])
+        for key in ('init_cfg', 'frozen_stages', 'w_bits', 'a_bits'):
+            cfg.pop(key, None)
+        cfg['out_indices'] = (cfg.get('num_stages', 4) - 1, )
+        model = MODELS.build(
+            dict(cfg, w_bits=setting.w_bits, a_bits=setting.a_bits))
+        model.load_state_dict(self.state_dict, strict=True)
+        model.eval()  # mmpretrain's ResNet.train() does not return self
+        return model
+
+
+def _quant_type(type_name: Any) -> str:
+    if not isinstance(type_name, str):
+        raise TypeError(f'Backbone type must be a registry name, got '
+                        f'{type_name!r}.')
+    scope, _, name = type_name.rpartition('.')
+    if scope not in ('', 'mmpretrain'):
+        raise ValueError(f'Backbone type {type_name!r} is not an mmpretrain '
+                         'ResNet; the sweep supports the ResNet family.')
+    quant = name if name.startswith('Quant') else f'Quant{name}'
+    if MODELS.get(quant) is None:
+        raise ValueError(f"No quantized twin '{quant}' of backbone "
+                         f"'{type_name}'; supported: QuantResNet, "
+                         'QuantResNet_CIFAR, QuantResNetV1c, QuantResNetV1d.')
+    return quant
+
+
+def _config_of(ckpt: Dict[str, Any], path: str,
+               config: Optional[str]) -> Config:
+    if config is not None:
+        return Config.fromfile(config)
+    text = ckpt.get('meta', {}).get('cfg') if isinstance(
+        ckpt.get('meta'), dict) else None
+    if not text:
+        raise ValueError(
+            f'Checkpoint {path} stores no config (meta["cfg"]); pass the '
+            'pretraining config with --config.')
+    return Config.fromstring(text, '.py')
+
+
+def load_pretrained(path: str, config: Optional[str] = None) -> PretrainedBackbone:
+    """Read a checkpoint and find its backbone architecture and weights.
+
+    Args:
+        path (str): An MMEngine checkpoint of a model with a ``backbone``
+            (SSQL-SimSiam, SimSiam, an image classifier, ...), or a bare
+            state dict with ``backbone.*`` keys.
+        config (str, optional): The pretraining config file. Defaults to
+            None: use the config stored in the checkpoint.
+
+    Returns:
+        PretrainedBackbone: The backbone description.
+    """
+    ckpt = load_checkpoint_file(path)
+    state = ckpt.get('state_dict', ckpt)
+    weights = {k[len(PREFIX):]: v for k, v in state.items()
+               if isinstance(k, str) and k.startswith(PREFIX)
+               and isinstance(v, torch.Tensor)}
+    if not weights:
+        sample = ', '.join(list(map(str, state))[:5])
+        raise ValueError(f'Checkpoint {path} has no backbone weights (no '
+                         f"'{PREFIX}*' entry; keys look like: {sample}).")
+    cfg = _config_of(ckpt, path, config)
+    model_cfg = cfg.get('model', {})
+    backbone_cfg = model_cfg.get('backbone') if model_cfg else None
+    if not backbone_cfg:
+        raise ValueError(f'The config of {path} has no model.backbone.')
+    preprocessor = model_cfg.get('data_preprocessor') or cfg.get(
+        'data_preprocessor') or {}
+    mean = tuple(preprocessor.get('mean', DEFAULT_MEAN))
+    std = tuple(preprocessor.get('std', DEFAULT_STD))
+    name = osp.splitext(osp.basename(path))[0]
+    return PretrainedBackbone(name, backbone_cfg.to_dict() if hasattr(
+        backbone_cfg, 'to_dict') else dict(backbone_cfg), weights, mean, std)

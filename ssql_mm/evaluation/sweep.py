@@ -1,0 +1,180 @@
+"""The bit-width sweep: one checkpoint, every bit setting, kNN and linear top-1."""
+import math
+import os.path as osp
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.logging import MMLogger
+from mmengine.utils import ProgressBar
+
+from .bit_settings import BitSetting, parse_bit_settings
+from .features import calibrate_backbone, extract_features
+from .image_folder import ImageFolderSplit, find_images, load_split
+from .knn import knn_top1
+from .linear_probe import linear_probe_top1
+from .pretrained_backbone import PretrainedBackbone, load_pretrained
+
+__all__ = ['SweepConfig', 'SweepResult', 'run_bit_sweep']
+
+
+@dataclass
+class SweepConfig:
+    """Options of a sweep.
+
+    Args:
+        knn (bool): Report weighted kNN top-1. Defaults to True.
+        linear (bool): Report linear-probe top-1. Defaults to True.
+        knn_k (int): kNN neighbours. Defaults to 200.
+        knn_temperature (float): kNN vote temperature. Defaults to 0.07.
+        linear_epochs (int): Linear-probe epochs. Defaults to 100.
+        linear_lr (float): Linear-probe learning rate. Defaults to 0.1.
+        calib_batches (int): Calibration batches. Defaults to 10.
+        batch_size (int): Batch size of calibration and extraction.
+            Defaults to 256.
+        img_size (int, optional): Resize + centre crop to this size.
+            Defaults to None (use images as stored).
+        seed (int): Seed of calibration draw and linear probe. Defaults to 0.
+        device (str, optional): Torch device. Defaults to None (cuda when
+            available, else cpu).
+    """
+    knn: bool = True
+    linear: bool = True
+    knn_k: int = 200
+    knn_temperature: float = 0.07
+    linear_epochs: int = 100
+    linear_lr: float = 0.1
+    calib_batches: int = 10
+    batch_size: int = 256
+    img_size: Optional[int] = None
+    seed: int = 0
+    device: Optional[str] = None
+
+
+@dataclass
+class SweepResult:
+    """Top-1 accuracies (percent) per checkpoint and setting.
+
+    Args:
+        checkpoints (list[str]): Checkpoint names, in order.
+        settings (list[str]): Setting names, in order.
+        knn (dict): ``knn[checkpoint][setting]``; empty if not run.
+        linear (dict): ``linear[checkpoint][setting]``; empty if not run.
+        meta (dict): Data sizes and options.
+    """
+    checkpoints: List[str]
+    settings: List[str]
+    knn: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    linear: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def _unique_names(backbones: Sequence[PretrainedBackbone]) -> None:
+    seen: Dict[str, int] = {}
+    for bb in backbones:
+        count = seen.get(bb.name, 0)
+        seen[bb.name] = count + 1
+        if count:
+            bb.name = f'{bb.name}-{count + 1}'
+
+
+def _evaluate(backbone: PretrainedBackbone, setting: BitSetting,
+              train: ImageFolderSplit, test: ImageFolderSplit,
+              cfg: SweepConfig, device: torch.device,
+              progress: ProgressBar) -> Dict[str, float]:
+    model = backbone.build(setting).to(device)
+    if not setting.is_float:
+        calibrate_backbone(model, train.images, backbone.mean, backbone.std,
+                           cfg.batch_size, cfg.calib_batches, cfg.seed)
+    step = progress.update
+    train_feats = extract_features(model, train.images, backbone.mean,
+                                   backbone.std, cfg.batch_size, step)
+    test_feats = extract_features(model, test.images, backbone.mean,
+                                  backbone.std, cfg.batch_size, step)
+    if not (torch.isfinite(train_feats).all() and
+            torch.isfinite(test_feats).all()):
+        raise RuntimeError(f'Non-finite features for {backbone.name} at '
+                           f'{setting.name}.')
+    train_y, test_y = train.labels.to(device), test.labels.to(device)
+    scores = {}
+    if cfg.knn:
+        scores['knn'] = knn_top1(train_feats, train_y, test_feats, test_y,
+                                 cfg.knn_k, cfg.knn_temperature)
+    if cfg.linear:
+        scores['linear'] = linear_probe_top1(
+            train_feats, train_y, test_feats, test_y,
+            epochs=cfg.linear_epochs, lr=cfg.linear_lr, seed=cfg.seed)
+    return scores
+
+
+def run_bit_sweep(checkpoints: Sequence[str],
+                  data_root: str,
+                  bits: Sequence[str],
+                  cfg: Optional[SweepConfig] = None,
+                  config: Optional[str] = None) -> SweepResult:
+    """Evaluate every checkpoint at every bit setting.
+
+    Everything that can be checked quickly (bit settings, checkpoints,
+    image folders) is checked before any feature is extracted. For each
+    checkpoint and setting the backbone is rebuilt quantized, calibrated
+    on training images (float, eval mode, min/max, then frozen), and the
+    frozen features of both splits are extracted once; kNN and the linear
+    probe both use those cached features.
+
+    Args:
+        checkpoints (Sequence[str]): Checkpoint files.
+        data_root (str): Folder with ``train/<class>/`` and ``test/<class>/``.
+        bits (Sequence[str]): Settings such as ``'fp'``, ``'4/4'``, ``'2/4'``.
+        cfg (SweepConfig, optional): Options. Defaults to None (defaults).
+        config (str, optional): Pretraining config giving the backbone of
+            every checkpoint. Defaults to None (the config in each
+            checkpoint's ``meta['cfg']``).
+
+    Returns:
+        SweepResult: The accuracies.
+    """
+    cfg = cfg or SweepConfig()
+    if not (cfg.knn or cfg.linear):
+        raise ValueError('Nothing to report: enable kNN and/or linear probe.')
+    if not checkpoints:
+        raise ValueError('No checkpoint given.')
+    settings = parse_bit_settings(bits)
+    for split in ('train', 'test'):
+        find_images(osp.join(data_root, split))
+    backbones = [load_pretrained(path, config) for path in checkpoints]
+    _unique_names(backbones)
+    for backbone in backbones:  # architecture and weights must match
+        backbone.build(BitSetting(None, None))
+
+    logger = MMLogger.get_current_instance()
+    device = torch.device(cfg.device or (
+        'cuda' if torch.cuda.is_available() else 'cpu'))
+    train = load_split(osp.join(data_root, 'train'), cfg.img_size)
+    test = load_split(osp.join(data_root, 'test'), cfg.img_size,
+                      train.classes)
+    logger.info(f'Bit sweep: {len(backbones)} checkpoint(s) x '
+                f'{len(settings)} setting(s); {len(train)} train / '
+                f'{len(test)} test images, {len(train.classes)} classes, '
+                f'device {device}.')
+
+    batches = (math.ceil(len(train) / cfg.batch_size) +
+               math.ceil(len(test) / cfg.batch_size))
+    progress = ProgressBar(batches * len(backbones) * len(settings))
+    result = SweepResult([b.name for b in backbones],
+                         [s.name for s in settings])
+    for backbone in backbones:
+        for setting in settings:
+            scores = _evaluate(backbone, setting, train, test, cfg, device,
+                               progress)
+            for metric, value in scores.items():
+                getattr(result, metric).setdefault(backbone.name,
+                                                   {})[setting.name] = value
+    result.meta = dict(
+        data_root=data_root, num_train=len(train), num_test=len(test),
+        classes=train.classes, checkpoints=list(checkpoints),
+        options=asdict(cfg), device=str(device))
+    return result

@@ -1,0 +1,66 @@
+"""Evaluate SSL checkpoints at several bit-widths (kNN and linear probe).
+
+Example::
+
+    python tools/bit_sweep.py work_dirs/a/epoch_100.pth work_dirs/b/epoch_100.pth \
+        --data data/cache/cifar10 --bits fp 8/8 6/6 5/5 4/4 3/3 2/4 \
+        --out work_dirs/bit_sweep
+
+The backbone architecture comes from the config MMEngine stores in each
+checkpoint (``meta['cfg']``), or from ``--config`` when given.
+"""
+import argparse
+
+from mmengine.logging import MMLogger
+
+from ssql_mm.evaluation import SweepConfig, run_bit_sweep
+from ssql_mm.evaluation.report import format_table, write_report
+
+DEFAULT_BITS = ['fp', '8/8', '6/6', '5/5', '4/4', '3/3', '2/4']
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('checkpoints', nargs='+', help='checkpoint files')
+    parser.add_argument('--data', required=True,
+                        help='folder with train/<class>/ and test/<class>/')
+    parser.add_argument('--bits', nargs='+', default=DEFAULT_BITS,
+                        help="settings 'fp' or 'W/A' (default: %(default)s)")
+    parser.add_argument('--knn', action='store_true', help='kNN top-1')
+    parser.add_argument('--linear', action='store_true',
+                        help='linear probe top-1 (both when neither is set)')
+    parser.add_argument('--config', help='pretraining config (default: the '
+                        "config stored in each checkpoint's meta)")
+    parser.add_argument('--out', default='work_dirs/bit_sweep',
+                        help='output folder for CSV, JSON, PNG, Markdown')
+    parser.add_argument('--k', type=int, default=200, help='kNN neighbours')
+    parser.add_argument('--temperature', type=float, default=0.07)
+    parser.add_argument('--linear-epochs', type=int, default=100)
+    parser.add_argument('--linear-lr', type=float, default=0.1)
+    parser.add_argument('--calib-batches', type=int, default=10)
+    parser.add_argument('--batch-size', type=int, default=256)
+    parser.add_argument('--img-size', type=int, help='resize + centre crop')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', help='cpu, cuda, ... (default: auto)')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    both = not (args.knn or args.linear)
+    cfg = SweepConfig(
+        knn=args.knn or both, linear=args.linear or both, knn_k=args.k,
+        knn_temperature=args.temperature, linear_epochs=args.linear_epochs,
+        linear_lr=args.linear_lr, calib_batches=args.calib_batches,
+        batch_size=args.batch_size, img_size=args.img_size, seed=args.seed,
+        device=args.device)
+    logger = MMLogger.get_instance('bit_sweep', log_level='INFO')
+    result = run_bit_sweep(args.checkpoints, args.data, args.bits, cfg,
+                           args.config)
+    print('\n' + format_table(result))
+    for path in write_report(result, args.out):
+        logger.info(f'wrote {path}')
+
+
+if __name__ == '__main__':
+    main()
