@@ -5,9 +5,11 @@ from typing import Callable
 import pytest
 import torch
 from downstream_utils import REPO
-from mmpretrain.models.backbones import ResNet, ResNet_CIFAR, ResNetV1c
+from mmpretrain.models.backbones import (ResNet, ResNet_CIFAR, ResNetV1c,
+                                         ResNetV1d)
 
-BACKBONES = dict(ResNet=ResNet, ResNetV1c=ResNetV1c, ResNet_CIFAR=ResNet_CIFAR)
+BACKBONES = dict(ResNet=ResNet, ResNetV1c=ResNetV1c, ResNetV1d=ResNetV1d,
+                 ResNet_CIFAR=ResNet_CIFAR)
 
 
 @pytest.fixture(autouse=True)
