@@ -6,10 +6,13 @@ the Runner passes ``device_ids=[LOCAL_RANK]`` to DDP, which torch rejects
 for CPU modules. :func:`setup_cpu_distributed` handles both; with CUDA it
 changes nothing.
 """
+import logging
+
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.model import MMDistributedDataParallel
+from mmengine.logging import print_log
+from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 from mmengine.registry import MODEL_WRAPPERS
 
 __all__ = ['CPUDistributedDataParallel', 'setup_cpu_distributed']
@@ -17,11 +20,22 @@ __all__ = ['CPUDistributedDataParallel', 'setup_cpu_distributed']
 
 @MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
-    """``MMDistributedDataParallel`` for modules whose parameters are on the
-    CPU: ``device_ids`` (which the Runner always passes) is dropped there."""
+    """``MMDistributedDataParallel`` that also takes modules on the CPU.
+
+    For a CPU module, ``device_ids`` (which the Runner always passes) is
+    dropped and ``SyncBatchNorm`` layers, which torch runs only on GPUs, are
+    turned back into per-process BatchNorm (with a warning). A GPU module is
+    wrapped exactly as by ``MMDistributedDataParallel``.
+    """
 
     def __init__(self, module: torch.nn.Module, device_ids=None, **kwargs) -> None:
         on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
+        if on_cpu and any(isinstance(m, torch.nn.SyncBatchNorm)
+                          for m in module.modules()):
+            print_log('SyncBatchNorm cannot run on the CPU: using per-process '
+                      'BatchNorm for this run.', logger='current',
+                      level=logging.WARNING)
+            module = revert_sync_batchnorm(module)
         super().__init__(
             module=module, device_ids=None if on_cpu else device_ids, **kwargs)
 
