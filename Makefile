@@ -1,0 +1,18 @@
+# Set-up and everyday commands. `make demo` and `make test` install first
+# (a second install does no heavy work).
+PYTHON := $(if $(VIRTUAL_ENV),python,.venv/bin/python)
+DEMO_CONFIG := configs/demo/ssql-simsiam_resnet18-w16_cpu-demo_cifar10-subset.py
+
+.PHONY: install demo test benchmark
+
+install:
+	bash tools/install.sh
+
+demo: install
+	$(PYTHON) tools/train.py $(DEMO_CONFIG) --work-dir work_dirs/demo
+
+test: install
+	$(PYTHON) -m pytest tests -q
+
+benchmark: install
+	$(PYTHON) tools/benchmarks/step_time.py --batch-size 32 --threads 2
