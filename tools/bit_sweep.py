@@ -55,8 +55,11 @@ def main() -> None:
         batch_size=args.batch_size, img_size=args.img_size, seed=args.seed,
         device=args.device)
     logger = MMLogger.get_instance('bit_sweep', log_level='INFO')
-    result = run_bit_sweep(args.checkpoints, args.data, args.bits, cfg,
-                           args.config)
+    try:
+        result = run_bit_sweep(args.checkpoints, args.data, args.bits, cfg,
+                               args.config)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f'bit_sweep: error: {err}') from err
     print('\n' + format_table(result))
     for path in write_report(result, args.out):
         logger.info(f'wrote {path}')

@@ -200,3 +200,12 @@ def test_bad_inputs_fail_before_any_work(tmp_path, data_dir):
 def test_bit_setting_is_float():
     assert BitSetting(None, None).is_float
     assert not BitSetting(4, None).is_float
+
+
+def test_tool_reports_bad_input_as_an_error_message(tmp_path, data_dir,
+                                                    monkeypatch, capsys):
+    monkeypatch.setattr(sys, 'argv', [
+        TOOL, str(tmp_path / 'x.pth'), '--data', data_dir, '--bits', '9/x'])
+    with pytest.raises(SystemExit, match="bit_sweep: error: Unknown bit "
+                       "setting '9/x'"):
+        runpy.run_path(TOOL, run_name='__main__')
