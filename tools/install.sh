@@ -62,7 +62,7 @@ if mmcv_ok; then
   log "mmcv $MMCV_VERSION with ops already installed"
 else
   # numpy/opencv first: mmcv's photometric transforms overflow under NumPy 2.
-  pip_install "numpy<2" "opencv-python<4.11" "mmengine==0.10.7"
+  pip_install "numpy<2" "opencv-python<4.11" "mmengine==0.10.7" "setuptools<81"
   log "looking for a prebuilt mmcv $MMCV_VERSION wheel"
   if pip_install --only-binary mmcv --no-deps "mmcv==$MMCV_VERSION" && mmcv_ok; then
     log "installed mmcv $MMCV_VERSION from a wheel"
@@ -71,13 +71,15 @@ else
     log "This takes about 15 minutes on 2 cores."
     build_dir="$(mktemp -d)"
     trap 'rm -rf "$build_dir"' EXIT
-    "$PY" -m pip download --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$build_dir"
+    # mmcv's setup.py imports pkg_resources: build in this environment.
+    pip_install "setuptools<81" wheel ninja
+    "$PY" -m pip download --no-deps --no-binary :all: --no-build-isolation \
+      "mmcv==$MMCV_VERSION" -d "$build_dir"
     tar xzf "$build_dir"/mmcv-"$MMCV_VERSION".tar.gz -C "$build_dir"
     src="$build_dir/mmcv-$MMCV_VERSION"
     # mmcv's setup.py forces C++17; torch >= 2.10 headers need C++20.
     cxx_std="$("$PY" -c "import torch; v = tuple(int(x) for x in torch.__version__.split('.')[:2]); print('c++20' if v >= (2, 10) else 'c++17')")"
-    sed -i "s/-std=c++17/-std=${cxx_std}/g; s/'c++17'/'${cxx_std}'/g" "$src/setup.py"
-    "$PY" -m pip install --disable-pip-version-check setuptools wheel ninja
+    sed -i "s/-std=c++17/-std=${cxx_std}/g" "$src/setup.py"
     (cd "$src" && MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
       "$PY" -m pip install --no-build-isolation --no-deps .)
     mmcv_ok || { echo "install.sh: mmcv $MMCV_VERSION built but 'import mmcv.ops' fails" >&2; exit 1; }
