@@ -18,9 +18,13 @@ VARIANTS = [
 IDS = [quant.__name__ for quant, _ in VARIANTS]
 
 
+# Narrow networks keep the tests fast; the layer structure is ResNet-18's.
+NARROW = dict(depth=18, out_indices=(3, ), stem_channels=8, base_channels=8)
+
+
 def _build(cls, **kwargs):
     torch.manual_seed(0)
-    model = cls(depth=18, out_indices=(3, ), **kwargs)
+    model = cls(**NARROW, **kwargs)
     model.eval()
     return model
 
@@ -39,12 +43,14 @@ def test_state_dict_keys_equal_float(quant_cls, float_cls):
     quant.load_state_dict(ref.state_dict(), strict=True)
 
 
-@pytest.mark.parametrize('quant_cls,float_cls', VARIANTS, ids=IDS)
-@pytest.mark.parametrize('bits', [0, None])
+@pytest.mark.parametrize('quant_cls,float_cls,bits',
+                         [v + (0, ) for v in VARIANTS] +
+                         [VARIANTS[1] + (None, )],
+                         ids=IDS + ['QuantResNet_CIFAR-None'])
 def test_zero_bits_is_the_float_resnet(quant_cls, float_cls, bits):
     ref = _build(float_cls)
     torch.manual_seed(123)  # different init, then copy the reference weights
-    quant = quant_cls(depth=18, out_indices=(3, ), w_bits=bits, a_bits=bits)
+    quant = quant_cls(**NARROW, w_bits=bits, a_bits=bits)
     quant.load_state_dict(ref.state_dict())
     quant.eval()
     assert all(wb is None and ab is None
@@ -114,13 +120,13 @@ def test_weight_only_quantization_needs_no_calibration():
 @pytest.mark.parametrize('bits', [1, 17, -1])
 def test_invalid_bits_are_rejected(bits):
     with pytest.raises(ValueError, match='not supported'):
-        QuantResNet_CIFAR(depth=18, w_bits=bits, a_bits=4)
+        QuantResNet_CIFAR(**NARROW, w_bits=bits, a_bits=4)
 
 
 def test_built_from_config_with_frozen_stages():
     model = MODELS.build(
-        dict(type='QuantResNet_CIFAR', depth=18, w_bits=4, a_bits=4,
-             frozen_stages=4, norm_eval=True))
+        dict(type='QuantResNet_CIFAR', w_bits=4, a_bits=4, frozen_stages=4,
+             norm_eval=True, **NARROW))
     assert isinstance(model, QuantResNet_CIFAR)
     assert not any(p.requires_grad for p in model.parameters())
     model.train()
