@@ -13,7 +13,7 @@ ssql_checkpoint = 'work_dirs/downstream/ssql_pretrain/epoch_4.pth'
 classes = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
            'horse', 'ship', 'truck')
 image_size = 96
-max_epochs = 6
+max_epochs = 10
 
 model = dict(
     data_preprocessor=dict(

@@ -11,7 +11,7 @@ import ssql_mm  # noqa: F401
 from ssql_mm.quantization.fake_quantize import ActivationFakeQuantize
 
 DET = 'configs/demo/retinanet_ssql-r18-w16-{}_paste-cifar10-96x96.py'
-SEG = 'configs/demo/fcn_ssql-r18-w16-d8-{}_paste-cifar10-96x96.py'
+SEG = 'configs/demo/fcn_ssql-r18-w16-d4-{}_paste-cifar10-96x96.py'
 
 
 @pytest.fixture(scope='module')
