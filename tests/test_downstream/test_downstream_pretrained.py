@@ -103,3 +103,12 @@ def test_guess_resnet_depth(depth):
     from mmpretrain.models.backbones import ResNet
     assert guess_resnet_depth(ResNet(depth=depth).state_dict()) == depth
     assert guess_resnet_depth(['fc.weight']) is None
+
+
+def test_missing_prefix_on_a_full_checkpoint_names_the_prefix(ssql_checkpoint):
+    cfg = _det_cfg(ssql_checkpoint('ResNet', 18))
+    cfg.model.backbone.init_cfg.pop('prefix')
+    backbone = build_model(cfg, 'mmdet', part='backbone')
+    with pytest.raises(PretrainedMismatchError,
+                       match=r"missing[\s\S]*init_cfg.prefix='backbone.'"):
+        backbone.init_weights()

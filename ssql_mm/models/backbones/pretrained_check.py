@@ -114,6 +114,9 @@ def guess_resnet_depth(keys) -> Optional[int]:
 
 def _describe(model_keys, ckpt_keys) -> str:
     hints = []
+    if any(k.startswith('backbone.') for k in ckpt_keys):
+        hints.append("the checkpoint keeps the backbone under 'backbone.': "
+                     "set init_cfg.prefix='backbone.'")
     model_depth = guess_resnet_depth(model_keys)
     ckpt_depth = guess_resnet_depth(ckpt_keys)
     if ckpt_depth and model_depth and ckpt_depth != model_depth:
