@@ -1,11 +1,15 @@
-"""Turn command-line options into a checked training config."""
+"""Turn ``tools/train.py`` / ``tools/test.py`` options into a checked config."""
+import os
 import os.path as osp
-from argparse import Namespace
+from argparse import ArgumentParser, Namespace
 from typing import Iterator, Tuple
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 
-__all__ = ['merge_train_args', 'check_data_roots']
+__all__ = [
+    'add_runner_args', 'merge_runner_args', 'merge_train_args',
+    'merge_test_args', 'check_data_roots'
+]
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -35,17 +39,40 @@ def check_data_roots(cfg: Config) -> None:
             f'{key}=/path/to/data')
 
 
-def merge_train_args(cfg: Config, args: Namespace) -> Config:
-    """Apply mmpretrain-style ``tools/train.py`` options to ``cfg``.
+def add_runner_args(parser: ArgumentParser) -> None:
+    """Add the options every runner tool takes: ``--work-dir``,
+    ``--cfg-options``, ``--launcher`` and ``--local-rank``.
+
+    Args:
+        parser (ArgumentParser): The tool's parser.
+    """
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. model.backbone.w_bits=4 '
+        'model.backbone.a_bits=4')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def merge_runner_args(cfg: Config, args: Namespace) -> Config:
+    """Apply the options of :func:`add_runner_args` to ``cfg``.
 
     Args:
         cfg (Config): The loaded config; modified in place.
-        args (Namespace): Parsed options (``work_dir``, ``resume``, ``amp``,
-            ``auto_scale_lr``, ``launcher``, ``cfg_options``).
+        args (Namespace): Parsed options, with ``config``.
 
     Returns:
         Config: ``cfg``.
     """
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
@@ -54,6 +81,40 @@ def merge_train_args(cfg: Config, args: Namespace) -> Config:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def merge_test_args(cfg: Config, args: Namespace) -> Config:
+    """Apply ``tools/test.py`` options (runner options and ``checkpoint``).
+
+    Args:
+        cfg (Config): The loaded config; modified in place.
+        args (Namespace): Parsed options.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f"Checkpoint '{args.checkpoint}' does not "
+                                'exist; pass the path of a saved checkpoint.')
+    merge_runner_args(cfg, args)
+    cfg.load_from = args.checkpoint
+    check_data_roots(cfg)
+    return cfg
+
+
+def merge_train_args(cfg: Config, args: Namespace) -> Config:
+    """Apply mmpretrain-style ``tools/train.py`` options to ``cfg``.
+
+    Args:
+        cfg (Config): The loaded config; modified in place.
+        args (Namespace): Parsed options (runner options, ``resume``,
+            ``amp``, ``auto_scale_lr``).
+
+    Returns:
+        Config: ``cfg``.
+    """
+    merge_runner_args(cfg, args)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper == 'AmpOptimWrapper':
