@@ -46,7 +46,14 @@ model = dict(
         in_index=0,
         channels=64,
         num_classes=len(classes),
-        norm_cfg=norm_cfg),
+        norm_cfg=norm_cfg,
+        # Background covers ~80% of the pixels; without down-weighting it a
+        # short schedule predicts background everywhere.
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            class_weight=[0.1] + [1.0] * (len(classes) - 1))),
     auxiliary_head=None)
 
 train_pipeline = [
@@ -68,7 +75,7 @@ dataset = dict(
     seg_map_suffix='.png',
     reduce_zero_label=False)
 train_dataloader = dict(
-    batch_size=16,
+    batch_size=8,
     num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
