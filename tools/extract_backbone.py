@@ -25,7 +25,7 @@ def parse_args() -> argparse.Namespace:
                         'also right for mmseg)')
     parser.add_argument('--prefix', default='backbone.',
                         help="backbone key prefix in SRC (default: 'backbone.')")
-    parser.add_argument('--trusted', action='store_true',
+    parser.add_argument('--trust-checkpoint', action='store_true',
                         help='unpickle SRC without the safe allow-list '
                         '(only for files you trust)')
     return parser.parse_args()
@@ -34,7 +34,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     report = save_backbone(args.src, args.dst, args.format, args.prefix,
-                           args.trusted)
+                           args.trust_checkpoint)
     logger = MMLogger.get_instance('extract_backbone')
     logger.info(f'Wrote {report.kept} backbone tensors to {args.dst} '
                 f'({args.format} layout); renamed {len(report.renamed)}, '
