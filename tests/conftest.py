@@ -18,3 +18,12 @@ def cifar_subset() -> str:
     root = osp.join(REPO_ROOT, 'data', 'cifar10_subset')
     assert osp.isdir(osp.join(root, 'train')), 'data/cifar10_subset is missing'
     return root
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_default_scope():
+    """Run every test in mmpretrain's registry scope, whatever scope an
+    earlier test (mmdet, mmseg) left as the current default."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
