@@ -68,7 +68,7 @@ else
     log "installed mmcv $MMCV_VERSION from a wheel"
   else
     log "no usable mmcv wheel: building mmcv $MMCV_VERSION with ops from source."
-    log "This takes about 15 minutes on 2 cores."
+    log "This takes 15-30 minutes on 2 cores."
     build_dir="$(mktemp -d)"
     trap 'rm -rf "$build_dir"' EXIT
     # mmcv's setup.py imports pkg_resources: build in this environment.
