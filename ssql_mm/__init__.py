@@ -5,7 +5,7 @@ Importing the package registers its models and hooks in mmpretrain's
 registries, so configs reach them with ``custom_imports=dict(imports=['ssql_mm'])``.
 """
 from . import checkpoint  # noqa: F401  (safe checkpoint loading for MMEngine)
-from . import engine, models  # noqa: F401
+from . import datasets, engine, models  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']

@@ -71,7 +71,9 @@ def resolve_url(entry: ModelEntry, base_url: Optional[str] = None) -> str:
         entry (ModelEntry): The model.
         base_url (str, optional): Mirror holding the files by name: an
             ``http(s)://`` or ``file://`` URL or a local folder. Defaults to
-            None, then ``$SSQL_MM_BASE_URL``, then the metafile's URL.
+            None, then ``$SSQL_MM_BASE_URL``, then the metafile's
+            ``Weights`` (a URL, or a path relative to the index for files
+            shipped with the package).
 
     Returns:
         str: The URL.
@@ -84,6 +86,8 @@ def resolve_url(entry: ModelEntry, base_url: Optional[str] = None) -> str:
         return (f'{_as_base_url(base)}/'
                 f'{urllib.parse.quote(entry.file_name)}')
     if entry.weights:
+        if '://' not in entry.weights:  # a file shipped beside the index
+            return Path(entry.root, entry.weights).resolve().as_uri()
         return entry.weights
     where = (f" A copy of '{entry.file_name}' (sha256 {entry.sha256}) can "
              'be served from a mirror or local folder named by '

@@ -1,4 +1,8 @@
 from .cifar10_folders import (CIFAR10_CLASSES, extract_cifar10,
                               make_cifar10_subset)
+from .cifar10_memory import CIFAR10InMemory, load_cifar10_arrays
 
-__all__ = ['CIFAR10_CLASSES', 'extract_cifar10', 'make_cifar10_subset']
+__all__ = [
+    'CIFAR10_CLASSES', 'CIFAR10InMemory', 'extract_cifar10',
+    'load_cifar10_arrays', 'make_cifar10_subset'
+]

@@ -1,0 +1,146 @@
+"""CIFAR-10 reproduction of SSQL's bit-width robustness, sized for a CPU.
+
+Pretrains SimSiam and SSQL-SimSiam (identical except for the algorithm) on
+all 50,000 CIFAR-10 training images for two seeds each, then evaluates every
+checkpoint and a random-init backbone at FP, 8w8a, 4w4a, 3w3a and 2w4a with
+the bit sweep (kNN and linear probe on frozen features; bank from training
+images disjoint from the calibration images; all 10,000 test images).
+
+Stages are resumable: a finished run (its last checkpoint exists) or sweep
+(its JSON exists) is skipped, an interrupted run resumes from its latest
+checkpoint. Runs go ``--jobs`` at a time, one thread each.
+
+Example:
+    python tools/benchmarks/repro_cifar10.py --data ../shared/data/cifar10
+"""
+import argparse
+import os
+import os.path as osp
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Sequence, Tuple
+
+CONFIGS = {
+    'simsiam': 'configs/baselines/simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
+    'ssql': 'configs/ssql/ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
+}
+CACHE = 'data/cache/cifar10_arrays'
+
+
+def run_name(method: str, seed: int) -> str:
+    """Work-dir name of one pretraining run."""
+    return f'{method}_seed{seed}'
+
+
+def final_checkpoint(work: str, method: str, seed: int, iters: int) -> str:
+    """Path of the checkpoint a finished run leaves."""
+    return osp.join(work, run_name(method, seed), f'iter_{iters}.pth')
+
+
+def train_command(args: argparse.Namespace, method: str,
+                  seed: int) -> List[str]:
+    """The ``tools/train.py`` command line of one run."""
+    work_dir = osp.join(args.work, run_name(method, seed))
+    cmd = [
+        sys.executable, 'tools/train.py', CONFIGS[method], '--work-dir',
+        work_dir, '--cfg-options', f'train_dataloader.dataset.data_root={args.data}',
+        f'train_dataloader.dataset.cache_dir={CACHE}', f'randomness.seed={seed}',
+        f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.T_max={args.iters}',
+        f'param_scheduler.0.end={args.iters}'
+    ]
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        cmd.append('--resume')
+    return cmd
+
+
+def run_streams(streams: Sequence[Sequence[Tuple[str, List[str], str]]],
+                threads: int) -> None:
+    """Run each stream's commands in order, streams side by side.
+
+    Args:
+        streams: Per stream, ``(name, command, log file)`` triples.
+        threads (int): Torch threads per command.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    failures: List[str] = []
+
+    def worker(stream):
+        for name, cmd, log in stream:
+            start = time.time()
+            print(f'[repro] {name}: started ({" ".join(cmd[1:3])} ...)',
+                  flush=True)
+            with open(log, 'a') as f:
+                rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                     env=env)
+            took = (time.time() - start) / 60
+            if rc:
+                failures.append(f'{name} (exit {rc}, see {log})')
+                print(f'[repro] {name}: FAILED after {took:.1f} min', flush=True)
+                return
+            print(f'[repro] {name}: done in {took:.1f} min', flush=True)
+
+    workers = [threading.Thread(target=worker, args=(s, )) for s in streams]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failures:
+        sys.exit('repro: failed runs: ' + '; '.join(failures))
+
+
+def stage_train(args: argparse.Namespace) -> Dict[str, str]:
+    """Pretrain every (method, seed); return their final checkpoints."""
+    from ssql_mm.datasets import load_cifar10_arrays
+    for split in ('train', 'test'):
+        load_cifar10_arrays(args.data, split, CACHE)
+    os.makedirs(args.work, exist_ok=True)
+    pending = []
+    for seed in args.seeds:
+        stream = []
+        for method in sorted(args.methods, key=lambda m: m != 'ssql'):
+            name = run_name(method, seed)
+            if osp.isfile(final_checkpoint(args.work, method, seed, args.iters)):
+                print(f'[repro] {name}: finished earlier, skipped', flush=True)
+                continue
+            stream.append((name, train_command(args, method, seed),
+                           osp.join(args.work, f'{name}.log')))
+        pending.append(stream)
+    # Balance the streams: at most ``jobs`` of them, seeds dealt in turn.
+    streams = [[] for _ in range(max(1, args.jobs))]
+    for i, stream in enumerate(pending):
+        streams[i % len(streams)].extend(stream)
+    run_streams([s for s in streams if s], args.threads)
+    return {run_name(m, s): final_checkpoint(args.work, m, s, args.iters)
+            for s in args.seeds for m in args.methods}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--data', default='../shared/data/cifar10',
+                        help='folder with train/test class folders or '
+                        'train.tar.gz / test.tar.gz')
+    parser.add_argument('--work', default='work_dirs/repro_cifar10')
+    parser.add_argument('--methods', nargs='+', default=['simsiam', 'ssql'],
+                        choices=sorted(CONFIGS))
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
+    parser.add_argument('--iters', type=int, default=2500)
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='runs side by side')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per run')
+    parser.add_argument('--stage', choices=['train', 'all'], default='all')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.iters < 1:
+        sys.exit(f'repro: --iters must be >= 1, got {args.iters}.')
+    stage_train(args)
+
+
+if __name__ == '__main__':
+    main()
