@@ -39,6 +39,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--linear-lr', type=float, default=0.1)
     parser.add_argument('--calib-batches', type=int, default=10)
     parser.add_argument('--batch-size', type=int, default=256)
+    parser.add_argument('--train-per-class', type=int,
+                        help='bank = first N training images per class; '
+                        'calibration draws from the rest (default: all '
+                        'images in both)')
     parser.add_argument('--img-size', type=int, help='resize + centre crop')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', help='cpu, cuda, ... (default: auto)')
@@ -52,7 +56,8 @@ def main() -> None:
         knn=args.knn or both, linear=args.linear or both, knn_k=args.k,
         knn_temperature=args.temperature, linear_epochs=args.linear_epochs,
         linear_lr=args.linear_lr, calib_batches=args.calib_batches,
-        batch_size=args.batch_size, img_size=args.img_size, seed=args.seed,
+        batch_size=args.batch_size, train_per_class=args.train_per_class,
+        img_size=args.img_size, seed=args.seed,
         device=args.device)
     logger = MMLogger.get_instance('bit_sweep', log_level='INFO')
     try:

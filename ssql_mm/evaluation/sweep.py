@@ -2,7 +2,7 @@
 import math
 import os.path as osp
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MMLogger
@@ -15,7 +15,7 @@ from .knn import knn_top1
 from .linear_probe import linear_probe_top1
 from .pretrained_backbone import PretrainedBackbone, load_pretrained
 
-__all__ = ['SweepConfig', 'SweepResult', 'run_bit_sweep']
+__all__ = ['SweepConfig', 'SweepResult', 'run_bit_sweep', 'split_bank']
 
 
 @dataclass
@@ -32,6 +32,12 @@ class SweepConfig:
         calib_batches (int): Calibration batches. Defaults to 10.
         batch_size (int): Batch size of calibration and extraction.
             Defaults to 256.
+        train_per_class (int, optional): Use the first N training images
+            of every class (file-name order) as the kNN bank and linear-probe
+            training set, and draw the calibration images from the other
+            training images, so the two never overlap. Defaults to None
+            (every training image is in the bank and calibration draws from
+            them too).
         img_size (int, optional): Resize + centre crop to this size.
             Defaults to None (use images as stored).
         seed (int): Seed of calibration draw and linear probe. Defaults to 0.
@@ -46,6 +52,7 @@ class SweepConfig:
     linear_lr: float = 0.1
     calib_batches: int = 10
     batch_size: int = 256
+    train_per_class: Optional[int] = None
     img_size: Optional[int] = None
     seed: int = 0
     device: Optional[str] = None
@@ -82,13 +89,44 @@ def _unique_names(backbones: Sequence[PretrainedBackbone]) -> None:
             bb.name = f'{bb.name}-{count + 1}'
 
 
+def split_bank(train: ImageFolderSplit, per_class: Optional[int]
+               ) -> Tuple[ImageFolderSplit, torch.Tensor]:
+    """Split training images into a bank and a disjoint calibration pool.
+
+    Args:
+        train (ImageFolderSplit): The training split, in file-name order.
+        per_class (int, optional): Bank images per class (the first ones);
+            None puts every image in the bank and in the pool.
+
+    Returns:
+        tuple: The bank split and the uint8 calibration images.
+    """
+    if per_class is None:
+        return train, train.images
+    if per_class < 1:
+        raise ValueError(f'train_per_class must be >= 1, got {per_class}.')
+    rank = torch.zeros_like(train.labels)
+    for label in train.labels.unique():
+        where = (train.labels == label).nonzero().flatten()
+        if len(where) <= per_class:
+            raise ValueError(
+                f'Class {train.classes[int(label)]!r} has {len(where)} '
+                f'training images; train_per_class={per_class} leaves none '
+                'for calibration. Pass a smaller --train-per-class.')
+        rank[where] = torch.arange(len(where))
+    in_bank = rank < per_class
+    bank = ImageFolderSplit(train.images[in_bank], train.labels[in_bank],
+                            train.classes)
+    return bank, train.images[~in_bank]
+
+
 def _evaluate(backbone: PretrainedBackbone, setting: BitSetting,
-              train: ImageFolderSplit, test: ImageFolderSplit,
-              cfg: SweepConfig, device: torch.device,
+              train: ImageFolderSplit, calib_images: torch.Tensor,
+              test: ImageFolderSplit, cfg: SweepConfig, device: torch.device,
               progress: ProgressBar) -> Dict[str, float]:
     model = backbone.build(setting).to(device)
     if not setting.is_float:
-        calibrate_backbone(model, train.images, backbone.mean, backbone.std,
+        calibrate_backbone(model, calib_images, backbone.mean, backbone.std,
                            cfg.batch_size, cfg.calib_batches, cfg.seed)
     step = progress.update
     train_feats = extract_features(model, train.images, backbone.mean,
@@ -156,6 +194,7 @@ def run_bit_sweep(checkpoints: Sequence[str],
     train = load_split(osp.join(data_root, 'train'), cfg.img_size)
     test = load_split(osp.join(data_root, 'test'), cfg.img_size,
                       train.classes)
+    train, calib_images = split_bank(train, cfg.train_per_class)
     logger.info(f'Bit sweep: {len(backbones)} checkpoint(s) x '
                 f'{len(settings)} setting(s); {len(train)} train / '
                 f'{len(test)} test images, {len(train.classes)} classes, '
@@ -168,13 +207,14 @@ def run_bit_sweep(checkpoints: Sequence[str],
                          [s.name for s in settings])
     for backbone in backbones:
         for setting in settings:
-            scores = _evaluate(backbone, setting, train, test, cfg, device,
-                               progress)
+            scores = _evaluate(backbone, setting, train, calib_images, test,
+                               cfg, device, progress)
             for metric, value in scores.items():
                 getattr(result, metric).setdefault(backbone.name,
                                                    {})[setting.name] = value
     result.meta = dict(
         data_root=data_root, num_train=len(train), num_test=len(test),
+        num_calib_pool=len(calib_images),
         classes=train.classes, checkpoints=list(checkpoints),
         options=asdict(cfg), device=str(device))
     return result

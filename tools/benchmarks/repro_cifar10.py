@@ -14,6 +14,7 @@ Example:
     python tools/benchmarks/repro_cifar10.py --data ../shared/data/cifar10
 """
 import argparse
+import json
 import os
 import os.path as osp
 import subprocess
@@ -27,6 +28,8 @@ CONFIGS = {
     'ssql': 'configs/ssql/ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
 }
 CACHE = 'data/cache/cifar10_arrays'
+SWEEP_BITS = ['fp', '8/8', '4/4', '3/3', '2/4']
+RANDOM_INIT = 'random_init'
 
 
 def run_name(method: str, seed: int) -> str:
@@ -117,6 +120,122 @@ def stage_train(args: argparse.Namespace) -> Dict[str, str]:
             for s in args.seeds for m in args.methods}
 
 
+def random_init_checkpoint(args: argparse.Namespace) -> str:
+    """Save the untrained model (seed 0) in MMEngine's layout: the floor."""
+    path = osp.join(args.work, f'{RANDOM_INIT}.pth')
+    if osp.isfile(path):
+        return path
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import set_random_seed
+    from mmpretrain.registry import MODELS
+
+    import ssql_mm  # noqa: F401
+    cfg = Config.fromfile(CONFIGS['simsiam'])
+    init_default_scope('mmpretrain')
+    set_random_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    tmp = f'{path}.partial'
+    torch.save({'meta': {'cfg': cfg.pretty_text, 'seed': 0, 'iter': 0},
+                'state_dict': model.state_dict()}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def sweep_data(args: argparse.Namespace) -> str:
+    """A folder with train/ and test/ class folders for the sweep."""
+    if osp.isdir(osp.join(args.data, 'train')):
+        return args.data
+    from ssql_mm.datasets import extract_cifar10
+    return extract_cifar10(args.data, 'data/cache')
+
+
+def stage_sweep(args: argparse.Namespace,
+                checkpoints: Dict[str, str]) -> Dict[str, dict]:
+    """Sweep every checkpoint (skipping finished ones); return their JSON."""
+    data = sweep_data(args)
+    checkpoints = dict(checkpoints, **{RANDOM_INIT: random_init_checkpoint(args)})
+    streams: List[list] = [[] for _ in range(max(1, args.jobs))]
+    for i, (name, ckpt) in enumerate(checkpoints.items()):
+        out = osp.join(args.work, 'sweep', name)
+        if osp.isfile(osp.join(out, 'bit_sweep.json')):
+            print(f'[repro] sweep {name}: finished earlier, skipped',
+                  flush=True)
+            continue
+        cmd = [sys.executable, 'tools/bit_sweep.py', ckpt, '--data', data,
+               '--bits', *SWEEP_BITS, '--train-per-class',
+               str(args.bank_per_class), '--out', out]
+        streams[i % len(streams)].append(
+            (f'sweep {name}', cmd, osp.join(args.work, f'sweep_{name}.log')))
+    run_streams([s for s in streams if s], args.threads)
+    results = {}
+    for name in checkpoints:
+        with open(osp.join(args.work, 'sweep', name, 'bit_sweep.json')) as f:
+            results[name] = json.load(f)
+    return results
+
+
+def summarize(args: argparse.Namespace, results: Dict[str, dict]) -> str:
+    """Per-seed and mean tables (Markdown), a plot and a JSON summary."""
+    from ssql_mm.evaluation.aggregate import format_summary, seed_summary
+    settings = results[RANDOM_INIT]['settings']
+    groups = {m: [run_name(m, s) for s in args.seeds] for m in args.methods}
+    groups[RANDOM_INIT] = [RANDOM_INIT]
+    blocks, summary = [], {}
+    for metric, title in (('knn', 'kNN top-1 (%)'),
+                          ('linear', 'linear probe top-1 (%)')):
+        scores = {run: res[metric][osp.splitext(osp.basename(
+            res['meta']['checkpoints'][0]))[0]] for run, res in results.items()}
+        runs = [r for g in groups.values() for r in g]
+        lines = [f'**{title}, per run**', '', '| bits | ' + ' | '.join(runs)
+                 + ' |', '|---|' + '---:|' * len(runs)]
+        for s in settings:
+            lines.append(f'| {s} | ' + ' | '.join(
+                f'{scores[r][s]:.2f}' for r in runs) + ' |')
+        summary[metric] = seed_summary(scores, groups, settings)
+        blocks += ['\n'.join(lines), format_summary(
+            summary[metric], settings,
+            f'{title}, mean ± 95% CI over seeds {args.seeds}')]
+    text = '\n\n'.join(blocks)
+    with open(osp.join(args.work, 'summary.md'), 'w') as f:
+        f.write(text + '\n')
+    with open(osp.join(args.work, 'summary.json'), 'w') as f:
+        json.dump(dict(settings=settings, groups=groups, summary=summary,
+                       per_run={m: {r: res[m] for r, res in results.items()}
+                                for m in ('knn', 'linear')}), f, indent=2)
+    plot_summary(summary, settings, osp.join(args.work, 'summary.png'))
+    return text
+
+
+def plot_summary(summary: dict, settings: Sequence[str], path: str) -> None:
+    """kNN and linear top-1 against bits, mean with 95% CI per method."""
+    import math
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(10, 3.8), tight_layout=True)
+    FigureCanvasAgg(fig)
+    x = list(range(len(settings)))
+    for i, (metric, title) in enumerate((('knn', 'kNN top-1 (%)'),
+                                         ('linear', 'linear top-1 (%)'))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for method, rows in summary[metric].items():
+            means = [rows[s][0] for s in settings]
+            errs = [0 if math.isnan(rows[s][1]) else rows[s][1]
+                    for s in settings]
+            ax.errorbar(x, means, yerr=errs, marker='o', capsize=3,
+                        label=method)
+        ax.set_xticks(x)
+        ax.set_xticklabels(settings)
+        ax.set_xlabel('bit setting')
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize='small')
+    fig.savefig(path, format='png', dpi=120)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data', default='../shared/data/cifar10',
@@ -131,6 +250,9 @@ def parse_args() -> argparse.Namespace:
                         help='runs side by side')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads per run')
+    parser.add_argument('--bank-per-class', type=int, default=1000,
+                        help='kNN bank / linear-probe training images per '
+                        'class; calibration draws from the other ones')
     parser.add_argument('--stage', choices=['train', 'all'], default='all')
     return parser.parse_args()
 
@@ -139,7 +261,14 @@ def main() -> None:
     args = parse_args()
     if args.iters < 1:
         sys.exit(f'repro: --iters must be >= 1, got {args.iters}.')
-    stage_train(args)
+    start = time.time()
+    checkpoints = stage_train(args)
+    if args.stage == 'train':
+        return
+    results = stage_sweep(args, checkpoints)
+    print('\n' + summarize(args, results))
+    print(f'\n[repro] done in {(time.time() - start) / 60:.1f} min; '
+          f'tables in {args.work}/summary.md, plot in {args.work}/summary.png')
 
 
 if __name__ == '__main__':
