@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-import ssql_mm.models  # noqa: F401  (registers the quantized backbones)
+from ssql_mm.models.backbones import quant_twin
 from .bit_settings import BitSetting
 
 __all__ = ['PretrainedBackbone', 'load_checkpoint_file', 'load_pretrained']
@@ -81,7 +81,7 @@ class PretrainedBackbone:
             nn.Module: The backbone.
         """
         cfg = copy.deepcopy(self.backbone_cfg)
-        cfg['type'] = _quant_type(cfg['type'])
+        cfg['type'] = quant_twin(cfg['type'])
         for key in ('init_cfg', 'frozen_stages', 'w_bits', 'a_bits'):
             cfg.pop(key, None)
         cfg['out_indices'] = (cfg.get('num_stages', 4) - 1, )
@@ -90,22 +90,6 @@ class PretrainedBackbone:
         model.load_state_dict(self.state_dict, strict=True)
         model.eval()  # mmpretrain's ResNet.train() does not return self
         return model
-
-
-def _quant_type(type_name: Any) -> str:
-    if not isinstance(type_name, str):
-        raise TypeError(f'Backbone type must be a registry name, got '
-                        f'{type_name!r}.')
-    scope, _, name = type_name.rpartition('.')
-    if scope not in ('', 'mmpretrain'):
-        raise ValueError(f'Backbone type {type_name!r} is not an mmpretrain '
-                         'ResNet; the sweep supports the ResNet family.')
-    quant = name if name.startswith('Quant') else f'Quant{name}'
-    if MODELS.get(quant) is None:
-        raise ValueError(f"No quantized twin '{quant}' of backbone "
-                         f"'{type_name}'; supported: QuantResNet, "
-                         'QuantResNet_CIFAR, QuantResNetV1c, QuantResNetV1d.')
-    return quant
 
 
 def _config_of(ckpt: Dict[str, Any], path: str,

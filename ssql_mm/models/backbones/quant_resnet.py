@@ -1,5 +1,5 @@
 """ResNet backbones whose convs run fake-quantized at fixed bit-widths."""
-from typing import List, Optional
+from typing import Dict, List, Optional, Type, Union
 
 from mmpretrain.models.backbones import (ResNet, ResNet_CIFAR, ResNetV1c,
                                          ResNetV1d)
@@ -13,7 +13,7 @@ from .pretrained_check import strict_pretrained
 
 __all__ = [
     'QuantBackboneMixin', 'QuantResNet', 'QuantResNet_CIFAR',
-    'QuantResNetV1c', 'QuantResNetV1d'
+    'QuantResNetV1c', 'QuantResNetV1d', 'QUANT_TWINS', 'quant_twin'
 ]
 
 
@@ -51,28 +51,12 @@ class QuantBackboneMixin:
         return get_bits(self)
 
 
-def _quant_variant(base: type, doc: str) -> type:
-    """Define the quantized twin of an mmpretrain ResNet class."""
-
-    def __init__(self, *args, w_bits: Optional[int] = None,
-                 a_bits: Optional[int] = None,
-                 overrides: Optional[List[dict]] = None, **kwargs) -> None:
-        base.__init__(self, *args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides)
-
-    name = f'Quant{base.__name__}'
-    cls = type(name, (QuantBackboneMixin, base), {
-        '__init__': __init__,
-        '__doc__': doc,
-        '__module__': __name__,
-        '__qualname__': name,
-    })
-    return MODELS.register_module(module=cls)
-
-
-_ARGS_DOC = """
+@MODELS.register_module()
+class QuantResNet(QuantBackboneMixin, ResNet):
+    """mmpretrain ``ResNet`` with quantized convs.
 
     Args:
+        *args: Positional arguments of ``ResNet`` (``depth`` first).
         w_bits (int, optional): Weight bit-width of the convs that follow
             the model-wide setting; 0/None for float. Defaults to None.
         a_bits (int, optional): Input bit-width of those convs; 0/None for
@@ -81,20 +65,122 @@ _ARGS_DOC = """
             ``ssql_mm.quantization.apply_overrides``. Defaults to None, the
             paper's assignment (stem weights 8-bit, image input float) when
             any bit-width is set, and no override when both are 0/None.
-        **kwargs: Arguments of the float backbone (depth, out_indices,
+        **kwargs: Keyword arguments of ``ResNet`` (out_indices,
             frozen_stages, norm_eval, strides, dilations, ...).
     """
 
-QuantResNet = _quant_variant(
-    ResNet, 'mmpretrain ``ResNet`` with quantized convs.' + _ARGS_DOC)
-QuantResNet_CIFAR = _quant_variant(
-    ResNet_CIFAR,
-    'mmpretrain ``ResNet_CIFAR`` (3x3 stem, no max-pool) with quantized '
-    'convs.' + _ARGS_DOC)
-QuantResNetV1c = _quant_variant(
-    ResNetV1c, 'mmpretrain ``ResNetV1c`` (deep stem) with quantized convs.' +
-    _ARGS_DOC)
-QuantResNetV1d = _quant_variant(
-    ResNetV1d,
-    'mmpretrain ``ResNetV1d`` (deep stem, avg-pool downsample) with '
-    'quantized convs.' + _ARGS_DOC)
+    def __init__(self,
+                 *args,
+                 w_bits: Optional[int] = None,
+                 a_bits: Optional[int] = None,
+                 overrides: Optional[List[dict]] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._quantize(w_bits, a_bits, overrides)
+
+
+@MODELS.register_module()
+class QuantResNet_CIFAR(QuantBackboneMixin, ResNet_CIFAR):
+    """mmpretrain ``ResNet_CIFAR`` (3x3 stem, no max-pool) with quantized
+    convs.
+
+    Args:
+        *args: Positional arguments of ``ResNet_CIFAR``.
+        w_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
+        a_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
+        overrides (list[dict], optional): See :class:`QuantResNet`.
+            Defaults to None.
+        **kwargs: Keyword arguments of ``ResNet_CIFAR``.
+    """
+
+    def __init__(self,
+                 *args,
+                 w_bits: Optional[int] = None,
+                 a_bits: Optional[int] = None,
+                 overrides: Optional[List[dict]] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._quantize(w_bits, a_bits, overrides)
+
+
+@MODELS.register_module()
+class QuantResNetV1c(QuantBackboneMixin, ResNetV1c):
+    """mmpretrain ``ResNetV1c`` (deep stem) with quantized convs.
+
+    Args:
+        *args: Positional arguments of ``ResNetV1c``.
+        w_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
+        a_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
+        overrides (list[dict], optional): See :class:`QuantResNet`.
+            Defaults to None.
+        **kwargs: Keyword arguments of ``ResNetV1c``.
+    """
+
+    def __init__(self,
+                 *args,
+                 w_bits: Optional[int] = None,
+                 a_bits: Optional[int] = None,
+                 overrides: Optional[List[dict]] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._quantize(w_bits, a_bits, overrides)
+
+
+@MODELS.register_module()
+class QuantResNetV1d(QuantBackboneMixin, ResNetV1d):
+    """mmpretrain ``ResNetV1d`` (deep stem, avg-pool downsample) with
+    quantized convs.
+
+    Args:
+        *args: Positional arguments of ``ResNetV1d``.
+        w_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
+        a_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
+        overrides (list[dict], optional): See :class:`QuantResNet`.
+            Defaults to None.
+        **kwargs: Keyword arguments of ``ResNetV1d``.
+    """
+
+    def __init__(self,
+                 *args,
+                 w_bits: Optional[int] = None,
+                 a_bits: Optional[int] = None,
+                 overrides: Optional[List[dict]] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._quantize(w_bits, a_bits, overrides)
+
+
+QUANT_TWINS: Dict[Type[ResNet], Type[QuantBackboneMixin]] = {
+    ResNet: QuantResNet,
+    ResNet_CIFAR: QuantResNet_CIFAR,
+    ResNetV1c: QuantResNetV1c,
+    ResNetV1d: QuantResNetV1d,
+}
+"""Float mmpretrain backbone class to its quantized twin."""
+
+
+def quant_twin(backbone_type: Union[str, type]) -> Type[QuantBackboneMixin]:
+    """The quantized twin of a float ResNet backbone (or the class itself
+    when it already is a quantized one).
+
+    Args:
+        backbone_type (str | type): A class or its mmpretrain registry name,
+            optionally scoped (``'mmpretrain.ResNetV1c'``).
+
+    Returns:
+        type: One of :data:`QUANT_TWINS`' values.
+
+    Raises:
+        ValueError: The backbone is not one of the supported ResNets.
+    """
+    cls = backbone_type
+    if isinstance(backbone_type, str):
+        scope, _, name = backbone_type.rpartition('.')
+        cls = MODELS.get(name) if scope in ('', 'mmpretrain') else None
+    if cls in QUANT_TWINS.values():
+        return cls
+    if not isinstance(cls, type) or cls not in QUANT_TWINS:
+        supported = ', '.join(c.__name__ for c in QUANT_TWINS)
+        raise ValueError(f'Backbone {backbone_type!r} has no quantized twin; '
+                         f'use one of the mmpretrain ResNets: {supported}.')
+    return QUANT_TWINS[cls]
