@@ -1,0 +1,28 @@
+# MoCo v2 with a CIFAR ResNet-18 (3x3 stem, no max-pool), as the official
+# SSQL-MoCo CIFAR recipe: projector 512 -> 2048 -> 256, a queue of 4096
+# keys, temperature 0.2, key encoder an EMA with m = 0.999 (momentum=0.001).
+model = dict(
+    type='MoCo',
+    queue_len=4096,
+    feat_dim=256,
+    momentum=0.001,
+    data_preprocessor=dict(
+        type='SelfSupDataPreprocessor',
+        mean=[125.307, 122.961, 113.8575],
+        std=[51.5865, 50.847, 51.255],
+        to_rgb=True),
+    backbone=dict(
+        type='ResNet_CIFAR',
+        depth=18,
+        norm_cfg=dict(type='BN'),
+        zero_init_residual=False),
+    neck=dict(
+        type='MoCoV2Neck',
+        in_channels=512,
+        hid_channels=2048,
+        out_channels=256,
+        with_avg_pool=True),
+    head=dict(
+        type='ContrastiveHead',
+        loss=dict(type='CrossEntropyLoss'),
+        temperature=0.2))

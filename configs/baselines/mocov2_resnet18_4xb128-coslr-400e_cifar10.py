@@ -1,0 +1,20 @@
+# MoCo v2 baseline for the SSQL-MoCo v2 CIFAR-10 config: identical data,
+# model, schedule and seed; only the algorithm differs. Optimiser as the
+# official SSQL-MoCo CIFAR recipe: batch 512, SGD lr 0.3, momentum 0.9,
+# wd 1e-4, cosine to 0, 400 epochs.
+_base_ = [
+    'mmpretrain::_base_/default_runtime.py',
+    '../_base_/datasets/cifar10_simsiam.py',
+    '../_base_/models/mocov2_resnet18_cifar.py',
+    '../_base_/schedules/cifar10_sgd_coslr_400e.py',
+]
+custom_imports = dict(imports=['ssql_mm'], allow_failed_imports=False)
+train_dataloader = dict(
+    collate_fn=dict(_delete_=True, type='default_collate'))
+optim_wrapper = dict(optimizer=dict(lr=0.3, weight_decay=1e-4))
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(type='CheckpointHook', interval=50, max_keep_ckpts=3))
+env_cfg = dict(dist_cfg=dict(backend='nccl'))
+randomness = dict(seed=0)
+auto_scale_lr = dict(base_batch_size=512)

@@ -1,0 +1,13 @@
+# SSQL-MoCo v2 of the CPU reproduction: identical to its MoCo v2 baseline
+# except for the algorithm; weights 2-8 bit and activations 4-8 bit drawn
+# per iteration.
+_base_ = '../baselines/mocov2_resnet18-w16_1xb128-coslr-2500it_cifar10.py'
+
+model = dict(type='SSQLMoCoV2', quant_cfg=dict(w_bits=4, a_bits=4))
+custom_hooks = [
+    dict(type='QuantHook', w_bits_range=(2, 8), a_bits_range=(4, 8)),
+]
+log_processor = dict(custom_cfg=[
+    dict(data_src='w_bit', method_name='mean', window_size=1),
+    dict(data_src='a_bit', method_name='mean', window_size=1),
+])
