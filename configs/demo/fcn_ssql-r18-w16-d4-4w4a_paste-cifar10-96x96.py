@@ -4,11 +4,3 @@
 _base_ = './fcn_ssql-r18-w16-d4-fp_paste-cifar10-96x96.py'
 
 model = dict(backbone=dict(w_bits=4, a_bits=4))
-
-custom_hooks = [
-    dict(
-        type='mmpretrain.QuantCalibrationHook',
-        num_batches=4,
-        dataloader='train',
-        recalibrate=False)
-]

@@ -2,8 +2,8 @@
 # narrow CIFAR ResNet-18 of the SSQL CPU pretraining demo, in float. Output
 # stride 4 (the CIFAR stem keeps the resolution; layer4 dilated instead of
 # strided).
-# Also the PTQ entry point (QuantCalibrationHook recalibrates before
-# val/test):  --cfg-options model.backbone.w_bits=4 model.backbone.a_bits=4
+# Also the PTQ entry point (QuantCalibrationHook measures the ranges on the
+# loaded weights): --cfg-options model.backbone.w_bits=4 model.backbone.a_bits=4
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py', 'mmseg::_base_/default_runtime.py'
 ]
@@ -118,6 +118,5 @@ custom_hooks = [
     dict(
         type='mmpretrain.QuantCalibrationHook',
         num_batches=4,
-        dataloader='train',
-        recalibrate=True)
+        dataloader='train')
 ]

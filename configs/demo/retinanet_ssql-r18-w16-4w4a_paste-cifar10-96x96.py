@@ -3,11 +3,3 @@
 _base_ = './retinanet_ssql-r18-w16-fp_paste-cifar10-96x96.py'
 
 model = dict(backbone=dict(w_bits=4, a_bits=4))
-
-custom_hooks = [
-    dict(
-        type='mmpretrain.QuantCalibrationHook',
-        num_batches=4,
-        dataloader='train',
-        recalibrate=False)
-]

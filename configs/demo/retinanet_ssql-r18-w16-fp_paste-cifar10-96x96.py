@@ -1,8 +1,8 @@
 # CPU demo, detection: RetinaNet on the paste dataset (real CIFAR-10 test
 # images pasted onto backgrounds, tools/make_paste_dataset.py) with the
 # narrow CIFAR ResNet-18 of the SSQL CPU pretraining demo, in float.
-# Also the PTQ entry point (QuantCalibrationHook recalibrates before
-# val/test):  --cfg-options model.backbone.w_bits=4 model.backbone.a_bits=4
+# Also the PTQ entry point (QuantCalibrationHook measures the ranges on the
+# loaded weights): --cfg-options model.backbone.w_bits=4 model.backbone.a_bits=4
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['ssql_mm'], allow_failed_imports=False)
@@ -100,6 +100,5 @@ custom_hooks = [
     dict(
         type='mmpretrain.QuantCalibrationHook',
         num_batches=4,
-        dataloader='train',
-        recalibrate=True)
+        dataloader='train')
 ]

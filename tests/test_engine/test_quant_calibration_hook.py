@@ -108,16 +108,79 @@ def test_hook_calibrates_on_the_chosen_loader_and_skips_when_frozen():
         assert torch.equal(low, seen[name][0]) and torch.equal(
             high, seen[name][1]), name
     seen.clear()
-    # Ranges are frozen now: validation does not recalibrate ...
+    # Ranges are frozen now: validation does not recalibrate.
     QuantCalibrationHook(dataloader='val').before_val(runner)
-    assert not seen
-    # ... unless asked to.
-    QuantCalibrationHook(dataloader='val', recalibrate=True).before_val(runner)
     for h in handles:
         h.remove()
-    name = 'backbone.layer1.0.conv1'
-    assert torch.equal(_ranges(model)[name][1], seen[name][1])
-    assert not torch.equal(_ranges(model)[name][1], ranges[name][1])
+    assert not seen
+    assert all(torch.equal(_ranges(model)[k][1], v[1])
+               for k, v in ranges.items())
+
+
+def _runner(model, scale=1.0):
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(
+        3)) * 255 * scale
+    batch = dict(inputs=list(images.to(torch.uint8)), data_samples=None)
+    loader = DataLoader([batch], batch_size=None, collate_fn=lambda b: b)
+    return SimpleNamespace(model=model, train_dataloader=loader,
+                           test_dataloader=loader)
+
+
+def _classifier(w_bits, a_bits):
+    torch.manual_seed(0)
+    return ImageClassifier(
+        backbone=dict(type='QuantResNet_CIFAR', depth=18, stem_channels=4,
+                      base_channels=4, w_bits=w_bits, a_bits=a_bits),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=32))
+
+
+def test_hook_measures_nothing_for_a_float_model():
+    model = _classifier(0, 0)
+    seen, handles = _record_input_ranges(model)
+    runner = _runner(model)
+    QuantCalibrationHook().before_train(runner)
+    QuantCalibrationHook(dataloader='test').before_test(runner)
+    for h in handles:
+        h.remove()
+    assert not seen
+    layers = dict(quant_layers(model.backbone))
+    assert layers and not any(l.input_quant.has_range or l.input_quant.frozen
+                              for l in layers.values())
+    # Hence a float checkpoint carries no range.
+    assert not [k for k in model.state_dict() if k.endswith('min_val')]
+
+
+def test_hook_measures_a_float_checkpoint_tested_at_bits():
+    float_state = _classifier(0, 0).state_dict()
+    model = _classifier(4, 4)
+    model.load_state_dict(float_state, strict=True)
+    seen, handles = _record_input_ranges(model)
+    QuantCalibrationHook(dataloader='test').before_test(_runner(model))
+    for h in handles:
+        h.remove()
+    ranges = _ranges(model)
+    assert len(ranges) == 20
+    for name, (low, high) in ranges.items():
+        assert torch.equal(low, seen[name][0]) and torch.equal(
+            high, seen[name][1]), name
+    assert all(l.input_quant.frozen for _, l in quant_layers(model))
+
+
+def test_hook_keeps_ranges_restored_from_a_quantized_checkpoint():
+    trained = _classifier(4, 4)
+    QuantCalibrationHook(dataloader='test').before_test(_runner(trained))
+    model = _classifier(4, 4)
+    model.load_state_dict(trained.state_dict(), strict=True)
+    seen, handles = _record_input_ranges(model)
+    # Other images: a recalibration would record other ranges.
+    QuantCalibrationHook(dataloader='test').before_test(_runner(model, 0.5))
+    for h in handles:
+        h.remove()
+    assert not seen
+    for name, (low, high) in _ranges(trained).items():
+        assert torch.equal(_ranges(model)[name][0], low), name
+        assert torch.equal(_ranges(model)[name][1], high), name
 
 
 def test_hook_rejects_bad_arguments_and_float_models():

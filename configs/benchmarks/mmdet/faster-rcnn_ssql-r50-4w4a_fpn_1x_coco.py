@@ -5,11 +5,3 @@
 _base_ = './faster-rcnn_ssql-r50-fp_fpn_1x_coco.py'
 
 model = dict(backbone=dict(w_bits=4, a_bits=4))
-
-custom_hooks = [
-    dict(
-        type='mmpretrain.QuantCalibrationHook',
-        num_batches=10,
-        dataloader='train',
-        recalibrate=False)
-]

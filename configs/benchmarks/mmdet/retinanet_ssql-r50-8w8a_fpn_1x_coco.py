@@ -5,11 +5,3 @@
 _base_ = './retinanet_ssql-r50-fp_fpn_1x_coco.py'
 
 model = dict(backbone=dict(w_bits=8, a_bits=8))
-
-custom_hooks = [
-    dict(
-        type='mmpretrain.QuantCalibrationHook',
-        num_batches=10,
-        dataloader='train',
-        recalibrate=False)
-]

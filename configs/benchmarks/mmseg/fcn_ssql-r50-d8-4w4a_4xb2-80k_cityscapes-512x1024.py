@@ -5,11 +5,3 @@
 _base_ = './fcn_ssql-r50-d8-fp_4xb2-80k_cityscapes-512x1024.py'
 
 model = dict(backbone=dict(w_bits=4, a_bits=4))
-
-custom_hooks = [
-    dict(
-        type='mmpretrain.QuantCalibrationHook',
-        num_batches=10,
-        dataloader='train',
-        recalibrate=False)
-]

@@ -5,11 +5,3 @@
 _base_ = './fcn_ssql-r50-d8-fp_4xb4-20k_voc12aug-512x512.py'
 
 model = dict(backbone=dict(w_bits=8, a_bits=8))
-
-custom_hooks = [
-    dict(
-        type='mmpretrain.QuantCalibrationHook',
-        num_batches=10,
-        dataloader='train',
-        recalibrate=False)
-]

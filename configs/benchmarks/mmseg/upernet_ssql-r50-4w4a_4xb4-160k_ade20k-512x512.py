@@ -5,11 +5,3 @@
 _base_ = './upernet_ssql-r50-fp_4xb4-160k_ade20k-512x512.py'
 
 model = dict(backbone=dict(w_bits=4, a_bits=4))
-
-custom_hooks = [
-    dict(
-        type='mmpretrain.QuantCalibrationHook',
-        num_batches=10,
-        dataloader='train',
-        recalibrate=False)
-]

@@ -66,23 +66,34 @@ class QuantCalibrationHook(Hook):
     The model runs in float and eval mode over batches of the chosen
     dataloader, activation ranges (min/max) are recorded, synchronised across
     ranks and frozen. Frozen ranges are saved with the model's checkpoints
-    and restored when one is loaded; then nothing is recalibrated unless
-    ``recalibrate=True``.
+    and restored when one is loaded.
+
+    The hook decides by itself whether to calibrate, before training,
+    validation and testing alike:
+
+    - no activation quantizer is on (a float model): nothing reads the
+      ranges, so none is measured and a float checkpoint carries none;
+    - every quantizer that is on has a frozen range (measured earlier in
+      this run, or restored from the checkpoint of a quantized run, whose
+      weights were trained with those ranges): they are kept;
+    - otherwise (a fresh quantized model, or a float checkpoint tested at
+      some bits, i.e. post-training quantization) the ranges are measured
+      on the current weights.
+
+    So one hook block serves a float config and its quantized twins, which
+    differ only in the backbone's bits.
 
     Args:
         num_batches (int): Batches to calibrate on. Defaults to 10.
         dataloader (str): Which of the runner's dataloaders to draw them
             from: ``'train'`` (the paper's protocol), ``'val'`` or
             ``'test'``. Defaults to 'train'.
-        recalibrate (bool): Calibrate even when every range is already
-            frozen (e.g. restored from a checkpoint). Defaults to False.
     """
     priority = 'HIGH'
 
     def __init__(self,
                  num_batches: int = 10,
-                 dataloader: str = 'train',
-                 recalibrate: bool = False) -> None:
+                 dataloader: str = 'train') -> None:
         if not isinstance(num_batches, int) or num_batches < 1:
             raise ValueError(f'num_batches must be an int >= 1, got {num_batches!r}.')
         if dataloader not in _LOADERS:
@@ -90,7 +101,6 @@ class QuantCalibrationHook(Hook):
                              f'{dataloader!r}.')
         self.num_batches = num_batches
         self.dataloader = dataloader
-        self.recalibrate = recalibrate
 
     def before_train(self, runner) -> None:
         self._calibrate(runner)
@@ -109,7 +119,8 @@ class QuantCalibrationHook(Hook):
             raise RuntimeError('QuantCalibrationHook found no quantized layer '
                                'in the model; use a quantized backbone such as '
                                "type='mmpretrain.QuantResNet'.")
-        if all(q.frozen for q in quantizers) and not self.recalibrate:
+        in_use = [q for q in quantizers if q.bits is not None]
+        if all(q.frozen for q in in_use):
             return
         loader = finite_loader(
             getattr(runner, f'{self.dataloader}_dataloader'))

@@ -1,8 +1,8 @@
 # The SSQL ResNet-50 backbone (deep stem, V1c) of the mmseg benchmark configs,
-# in float, with the calibration hook that makes each float config the PTQ
-# entry point. Configs take `ssql_backbone` as `model.backbone`; variables
-# are used (not a `model` key) because MMEngine refuses a key set by two
-# bases. The d8 stride/dilation pair is the default; UPerNet overrides it.
+# in float, with the calibration hook. Configs take `ssql_backbone` as
+# `model.backbone`; variables are used (not a `model` key) because MMEngine
+# refuses a key set by two bases. The d8 stride/dilation pair is the
+# default; ssql-r50-v1c-d32_backbone.py (UPerNet) overrides it.
 custom_imports = dict(imports=['ssql_mm'], allow_failed_imports=False)
 
 # SSQL pretraining checkpoint (keys 'backbone.*'); override with
@@ -29,12 +29,11 @@ ssql_backbone = dict(
     init_cfg=dict(
         type='Pretrained', checkpoint=ssql_checkpoint, prefix='backbone.'))
 
-# Recalibrate before every val/test so that PTQ at any --cfg-options bits
-# measures ranges on the final weights (a no-op for the float model).
+# Measures activation ranges when the backbone runs quantized and has none
+# (see QuantCalibrationHook); a no-op for the float model.
 custom_hooks = [
     dict(
         type='mmpretrain.QuantCalibrationHook',
         num_batches=10,
-        dataloader='train',
-        recalibrate=True)
+        dataloader='train')
 ]
