@@ -2,10 +2,14 @@
 the OpenMMLab 2.x stack.
 
 Importing the package registers its models and hooks in mmpretrain's
-registries, so configs reach them with ``custom_imports=dict(imports=['ssql_mm'])``.
+registries, so configs reach them with ``custom_imports=dict(imports=['ssql_mm'])``,
+and applies the few MMEngine patches of :mod:`ssql_mm.compat` (logged in one
+line; ``SSQL_MM_PATCHES=none`` opts out).
 """
-from . import checkpoint  # noqa: F401  (safe checkpoint loading for MMEngine)
 from . import datasets, engine, models  # noqa: F401
+from .compat import apply_patches
 from .version import __version__
+
+apply_patches()
 
 __all__ = ['__version__']

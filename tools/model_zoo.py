@@ -13,9 +13,10 @@ import argparse
 import sys
 from typing import Dict, List, Optional
 
-from ssql_mm.apis import (ModelZooError, download_checkpoint, get_model_entry,
-                          list_models, model_zoo_markdown, model_zoo_table,
+from ssql_mm.apis import (download_checkpoint, get_model_entry, list_models,
+                          model_zoo_markdown, model_zoo_table,
                           publish_checkpoint)
+from ssql_mm.checkpoint import report_errors
 
 
 def parse_results(pairs: List[str]) -> Dict[str, float]:
@@ -24,9 +25,16 @@ def parse_results(pairs: List[str]) -> Dict[str, float]:
     for pair in pairs:
         setting, sep, value = pair.partition('=')
         if not sep:
-            raise SystemExit(f'--result takes SETTING=VALUE, got {pair!r}')
+            raise ValueError(f'--result takes SETTING=VALUE, got {pair!r}')
         results[setting.strip()] = float(value)
     return results
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument('--dir', help='cache folder ($SSQL_MM_HOME)')
     down.add_argument('--base-url', help='mirror ($SSQL_MM_BASE_URL)')
     down.add_argument('--no-progress', action='store_true')
+    down.add_argument('--timeout', type=_positive, default=60.0,
+                      help='longest wait for one read, seconds (default 60)')
+    down.add_argument('--deadline', type=_positive,
+                      help='longest time for the whole transfer, seconds '
+                      '(default: $SSQL_MM_DOWNLOAD_DEADLINE or none)')
     pub = sub.add_parser('publish', help='add a checkpoint to a metafile')
     pub.add_argument('checkpoint')
     pub.add_argument('--name', required=True)
@@ -64,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        run(args)
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+def run(args: argparse.Namespace) -> None:
+    """Carry out one command; known errors exit with one line."""
+    with report_errors('model_zoo', (FileNotFoundError, ValueError)):
         if args.command == 'list':
             print('\n'.join(list_models(args.pattern, index=args.index)))
         elif args.command == 'info':
@@ -73,7 +95,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == 'download':
             print(download_checkpoint(
                 args.name, dir=args.dir, base_url=args.base_url,
-                progress=not args.no_progress, index=args.index))
+                progress=not args.no_progress, index=args.index,
+                timeout=args.timeout, deadline=args.deadline))
         elif args.command == 'publish':
             entry = publish_checkpoint(
                 args.checkpoint, args.name, metafile=args.metafile,
@@ -88,10 +111,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                     f.write(model_zoo_markdown(args.index))
             else:
                 print(model_zoo_table(args.index), end='')
-    except ModelZooError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == '__main__':

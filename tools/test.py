@@ -8,6 +8,7 @@ import argparse
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ssql_mm.checkpoint import report_errors
 from ssql_mm.engine import (add_runner_args, merge_test_args,
                             setup_cpu_distributed)
 
@@ -22,9 +23,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = merge_test_args(Config.fromfile(args.config), args)
+    # Bad configs, options and checkpoints end in one line naming the fix.
+    with report_errors('test', (FileNotFoundError, ValueError)):
+        cfg = merge_test_args(Config.fromfile(args.config), args)
     setup_cpu_distributed(cfg, args.launcher)
-    Runner.from_cfg(cfg).test()
+    runner = Runner.from_cfg(cfg)
+    with report_errors('test'):
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ import argparse
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ssql_mm.checkpoint import read_last_checkpoint, report_errors
 from ssql_mm.engine import (add_runner_args, merge_train_args,
                             setup_cpu_distributed)
 
@@ -29,9 +30,15 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = merge_train_args(Config.fromfile(args.config), args)
+    # Bad configs, options and checkpoints end in one line naming the fix.
+    with report_errors('train', (FileNotFoundError, ValueError)):
+        cfg = merge_train_args(Config.fromfile(args.config), args)
+        if args.resume == 'auto':
+            read_last_checkpoint(cfg.work_dir)
     setup_cpu_distributed(cfg, args.launcher)
-    Runner.from_cfg(cfg).train()
+    runner = Runner.from_cfg(cfg)
+    with report_errors('train'):
+        runner.train()
 
 
 if __name__ == '__main__':

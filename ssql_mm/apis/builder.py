@@ -6,9 +6,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
+from mmpretrain.registry import MODELS
 
-from ssql_mm.checkpoint import safe_load
-from ssql_mm.checkpoint.conversion import unwrap_state_dict
+from ssql_mm.checkpoint import read_checkpoint, unwrap_state_dict
 from .download import download_checkpoint
 from .errors import ModelZooError
 from .model_index import get_model_entry
@@ -40,8 +40,6 @@ def get_model(name: str,
     Returns:
         nn.Module: The model in eval mode; the weights load strictly.
     """
-    from mmpretrain.registry import MODELS
-
     entry = get_model_entry(name, index)
     if entry.config_path is None or not os.path.isfile(entry.config_path):
         raise ModelZooError(f'Config of {name} not found: {entry.config}.')
@@ -59,5 +57,6 @@ def get_model(name: str,
             download_checkpoint(name, index=index, base_url=base_url)
         if '://' in path:
             path = download_checkpoint(path, index=index)
-        model.load_state_dict(unwrap_state_dict(safe_load(path)), strict=True)
+        model.load_state_dict(
+            unwrap_state_dict(read_checkpoint(path), f"'{path}'"), strict=True)
     return model.to(device).eval()

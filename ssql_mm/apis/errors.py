@@ -1,13 +1,17 @@
-"""Errors raised by the model zoo."""
+"""Errors of the model zoo's name resolution.
 
-__all__ = [
-    'ModelZooError', 'UnknownModelError', 'NotPublishedError',
-    'DownloadError', 'ChecksumError'
-]
+Fetching errors (:class:`DownloadError`, :class:`ChecksumError`, ...) belong
+to the checkpoint files and live in :mod:`ssql_mm.checkpoint.errors`; every
+one of these is a :class:`~ssql_mm.checkpoint.CheckpointError`, which the
+tools report as one line.
+"""
+from ssql_mm.checkpoint.errors import CheckpointError
+
+__all__ = ['ModelZooError', 'UnknownModelError', 'NotPublishedError']
 
 
-class ModelZooError(RuntimeError):
-    """Base class of the model zoo errors."""
+class ModelZooError(CheckpointError):
+    """Base class of the model zoo errors: no checkpoint for that name."""
 
 
 class UnknownModelError(ModelZooError):
@@ -16,11 +20,3 @@ class UnknownModelError(ModelZooError):
 
 class NotPublishedError(ModelZooError):
     """The model is listed but its checkpoint has no download location."""
-
-
-class DownloadError(ModelZooError):
-    """A transfer failed (HTTP error, connection lost, incomplete body)."""
-
-
-class ChecksumError(DownloadError):
-    """The downloaded bytes are not the published checkpoint."""

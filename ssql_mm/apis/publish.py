@@ -1,22 +1,21 @@
 """Turn a training checkpoint into a model-zoo entry.
 
 ``publish_checkpoint`` keeps only the weights and meta of a Runner
-checkpoint, names the file ``<model>_<sha256[:8]>.pth`` and writes its hash,
+checkpoint (the same input gives the same bytes), names the file
+``<model>_<sha256[:8]>.pth`` and writes its hash,
 size, config, data and results into a metafile. Without a URL the entry says
 the file is not uploaded (``Weights: null``); the file can then still be
 served from a mirror or local folder through ``SSQL_MM_BASE_URL``.
 """
+import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-import torch
 import yaml
 
-from ssql_mm.checkpoint import safe_load
-from ssql_mm.checkpoint.conversion import unwrap_state_dict
-from .download import sha256sum
+from ssql_mm.checkpoint import (atomic_write_bytes, checkpoint_bytes,
+                                read_checkpoint, sha256sum, unwrap_state_dict)
 from .model_index import default_index_path
 
 __all__ = ['publish_checkpoint', 'metric_key', 'DEFAULT_METAFILE']
@@ -45,19 +44,16 @@ def metric_key(setting: str) -> str:
 
 def _slim_copy(checkpoint: PathLike, out_dir: Path, name: str,
                trusted: bool) -> Path:
-    loaded = safe_load(checkpoint, trusted=trusted)
+    """Weights and meta only, named by their hash: the same input checkpoint
+    always gives the same file, byte for byte."""
+    loaded = read_checkpoint(checkpoint, trusted=trusted)
     meta = loaded.get('meta') if isinstance(loaded.get('meta'), dict) else {}
-    slim = {'meta': meta, 'state_dict': unwrap_state_dict(loaded)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.part')
-    os.close(fd)
-    try:
-        torch.save(slim, tmp)
-        final = out_dir / f'{name}_{sha256sum(tmp)[:8]}.pth'
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    data = checkpoint_bytes({
+        'meta': meta,
+        'state_dict': unwrap_state_dict(loaded, f"'{checkpoint}'")
+    })
+    final = out_dir / f'{name}_{hashlib.sha256(data).hexdigest()[:8]}.pth'
+    atomic_write_bytes(data, final)
     return final
 
 
@@ -69,8 +65,8 @@ def _register_metafile(index: Path, metafile: Path) -> None:
     imports = data.setdefault('Import', [])
     if rel not in imports:
         imports.append(rel)
-        index.write_text(yaml.safe_dump(data, sort_keys=False),
-                         encoding='utf-8')
+        atomic_write_bytes(
+            yaml.safe_dump(data, sort_keys=False).encode('utf-8'), index)
 
 
 def publish_checkpoint(checkpoint: PathLike,
@@ -159,8 +155,8 @@ def publish_checkpoint(checkpoint: PathLike,
             'Metrics': {metric_key(k): float(v)
                         for k, v in results.items()},
         }]
-    metafile.parent.mkdir(parents=True, exist_ok=True)
-    metafile.write_text(_HEADER + yaml.safe_dump(data, sort_keys=False),
-                        encoding='utf-8')
+    atomic_write_bytes(
+        (_HEADER + yaml.safe_dump(data, sort_keys=False)).encode('utf-8'),
+        metafile)
     _register_metafile(index, metafile)
     return entry

@@ -80,8 +80,9 @@ python tools/model_converters/ssql_official_to_mm.py OFFICIAL.pth OUT.pth \\
 # ... or the backbone alone (loads into ResNet_CIFAR / QuantResNet_CIFAR)
 python tools/model_converters/ssql_official_to_mm.py OFFICIAL.pth OUT.pth \\
     --backbone-only
-# ssql_mm -> torchvision resnet<depth> (no fc: load with strict=False)
-python tools/model_converters/ssql_mm_to_torchvision.py SSQL.pth TV.pth
+# ssql_mm -> torchvision resnet<depth> (no fc: load with strict=False);
+# --format mmdet / mmpretrain for mmdet, mmseg and mmpretrain backbones
+python tools/extract_backbone.py SSQL.pth TV.pth --format torchvision
 ```
 
 Both print what they mapped, what they dropped and why (quantizer state,

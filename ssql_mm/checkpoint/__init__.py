@@ -1,22 +1,47 @@
-"""Checkpoint loading and conversion.
+"""Checkpoint files: safe loading, atomic writing, fetching, the state dict
+inside them, and exporting or converting their keys.
 
-Importing this package routes MMEngine's local and http(s) checkpoint
-loading through :func:`safe_load`.
+This package is the one home of checkpoint logic; it sits below ``apis``,
+``models`` and ``evaluation``, which import from it. It changes nothing in
+MMEngine by itself: ``ssql_mm.compat`` routes MMEngine's loading through
+:func:`safe_load`.
 """
-from .conversion import ConversionReport, infer_resnet_depth
-from .from_official import (convert_official_file, convert_official_ssql,
-                            extract_backbone)
-from .safe_load import (UnsafeCheckpointError, register_safe_checkpoint_loader,
+from .download import (cache_dir, cache_path, fetch_file, fetch_to_cache,
+                       sha256sum, url_file_name)
+from .errors import (CheckpointError, CheckpointMismatchError,
+                     CheckpointNotFoundError, CheckpointWriteError,
+                     ChecksumError, CorruptCheckpointError, DownloadError,
+                     DownloadTimeoutError, PretrainedMismatchError,
+                     UnsafeCheckpointError, UnsafePathError, report_errors)
+from .export import BACKBONE_FORMATS, export_backbone, export_backbone_file
+from .from_official import convert_official_file, convert_official_ssql
+from .io import (atomic_write, atomic_write_bytes, checkpoint_bytes,
+                 read_last_checkpoint, remove_stale_partials,
+                 write_checkpoint)
+from .pretrained_fit import (check_backbone_state, load_pretrained_state,
+                             pretrained_init_cfg)
+from .report import ConversionReport
+from .resnet import (RESNET_LAYOUTS, check_resnet_depth, find_resnet_depth,
+                     infer_resnet_depth)
+from .safe_load import (check_structure, read_checkpoint,
                         safe_globals_for_mmengine, safe_load)
-from .to_torchvision import (convert_to_torchvision,
-                             convert_to_torchvision_file)
+from .state_dict import (is_range_key, select_prefix, top_level_prefixes,
+                         unwrap_state_dict)
 
 __all__ = [
-    'ConversionReport', 'UnsafeCheckpointError', 'convert_official_file',
-    'convert_official_ssql', 'convert_to_torchvision',
-    'convert_to_torchvision_file', 'extract_backbone', 'infer_resnet_depth',
-    'register_safe_checkpoint_loader', 'safe_globals_for_mmengine',
-    'safe_load'
+    'BACKBONE_FORMATS', 'CheckpointError', 'CheckpointMismatchError',
+    'CheckpointNotFoundError', 'CheckpointWriteError', 'ChecksumError',
+    'ConversionReport', 'CorruptCheckpointError', 'DownloadError',
+    'DownloadTimeoutError', 'PretrainedMismatchError', 'RESNET_LAYOUTS',
+    'UnsafeCheckpointError', 'UnsafePathError', 'atomic_write',
+    'atomic_write_bytes', 'cache_dir', 'cache_path', 'check_backbone_state',
+    'check_resnet_depth', 'check_structure', 'checkpoint_bytes',
+    'convert_official_file', 'convert_official_ssql', 'export_backbone',
+    'export_backbone_file', 'fetch_file', 'fetch_to_cache',
+    'find_resnet_depth', 'infer_resnet_depth', 'is_range_key',
+    'load_pretrained_state', 'pretrained_init_cfg', 'read_checkpoint',
+    'read_last_checkpoint',
+    'remove_stale_partials', 'report_errors', 'safe_globals_for_mmengine',
+    'safe_load', 'select_prefix', 'sha256sum', 'top_level_prefixes',
+    'unwrap_state_dict', 'url_file_name', 'write_checkpoint'
 ]
-
-register_safe_checkpoint_loader()

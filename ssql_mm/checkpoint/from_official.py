@@ -13,14 +13,14 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
-from .conversion import (ConversionReport, check_resnet_depth,
-                         infer_resnet_depth, save_converted,
-                         unwrap_state_dict)
-from .safe_load import safe_load
+from .errors import CheckpointMismatchError
+from .io import write_checkpoint
+from .report import ConversionReport
+from .resnet import check_resnet_depth, infer_resnet_depth
+from .safe_load import read_checkpoint
+from .state_dict import select_prefix, unwrap_state_dict
 
-__all__ = [
-    'convert_official_ssql', 'extract_backbone', 'convert_official_file'
-]
+__all__ = ['convert_official_ssql', 'convert_official_file']
 
 _ENCODER = 'encoder_q.model.'
 _PREDICTOR = 'predictor.'
@@ -105,7 +105,7 @@ def convert_official_ssql(
 
     Args:
         checkpoint (Mapping): The loaded official file (``state_dict`` inside)
-            or its state dict. A leading ``module.`` is removed.
+            or its state dict. A DDP ``module.`` prefix is removed.
         depth (int, optional): Expected ResNet depth; a different depth in
             the file is an error. Defaults to None (accept any).
         neck_last_bias (bool): Keep ``fc.6.bias`` as ``neck.fc2.bias``. The
@@ -119,14 +119,13 @@ def convert_official_ssql(
         ``head.predictor.*``) and a :class:`ConversionReport`.
 
     Raises:
-        KeyError: Unknown keys with ``strict``, or two keys with one target.
-        ValueError: The depth differs from ``depth``.
+        CheckpointMismatchError: Unknown keys with ``strict``, two keys with
+            one target, or a depth other than ``depth``.
     """
     report = ConversionReport()
     converted: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
     for key, value in unwrap_state_dict(checkpoint).items():
-        source = key[len('module.'):] if key.startswith('module.') else key
-        target, reason = _target_key(source)
+        target, reason = _target_key(key)
         if target is not None and target == 'neck.fc2.bias' \
                 and not neck_last_bias:
             target, reason = None, ('projector last bias (frozen, cancelled '
@@ -138,33 +137,20 @@ def convert_official_ssql(
                 report.dropped[key] = reason
             continue
         if target in converted:
-            raise KeyError(f'{key} and another key both map to {target}.')
+            raise CheckpointMismatchError(
+                f'{key} and another key both map to {target}.')
         converted[target] = value
         report.mapped[key] = target
     if strict and report.unmapped:
-        raise KeyError(f'{len(report.unmapped)} keys of the official '
-                       f'checkpoint are not understood: {report.unmapped}')
+        raise CheckpointMismatchError(
+            f'{len(report.unmapped)} keys of the official checkpoint are not '
+            f'understood: {report.unmapped}; pass --allow-unmapped to skip '
+            'them.')
     backbone = [k[len('backbone.'):] for k in converted
                 if k.startswith('backbone.')]
     report.depth = infer_resnet_depth(backbone)
     check_resnet_depth(report.depth, depth)
     return converted, report
-
-
-def extract_backbone(
-        state_dict: Mapping[str, torch.Tensor]
-) -> 'OrderedDict[str, torch.Tensor]':
-    """The ``backbone.*`` entries, without the prefix.
-
-    Args:
-        state_dict (Mapping): An ssql_mm / mmpretrain state dict.
-
-    Returns:
-        OrderedDict: Backbone weights that load into a bare ResNet.
-    """
-    return OrderedDict((k[len('backbone.'):], v)
-                       for k, v in state_dict.items()
-                       if k.startswith('backbone.'))
 
 
 def convert_official_file(src: str,
@@ -178,7 +164,8 @@ def convert_official_file(src: str,
 
     Args:
         src (str): Official checkpoint.
-        dst (str): Output file, ``{'meta': ..., 'state_dict': ...}``.
+        dst (str): Output file, ``{'meta': ..., 'state_dict': ...}``,
+            written atomically and reproducibly.
         backbone_only (bool): Keep only the backbone, without the
             ``backbone.`` prefix. Defaults to False.
         depth (int, optional): Expected ResNet depth. Defaults to None.
@@ -191,7 +178,7 @@ def convert_official_file(src: str,
     Returns:
         ConversionReport: What was mapped, dropped and not understood.
     """
-    checkpoint = safe_load(src, trusted=trusted)
+    checkpoint = read_checkpoint(src, trusted=trusted)
     state_dict, report = convert_official_ssql(
         checkpoint, depth=depth, neck_last_bias=neck_last_bias, strict=strict)
     if backbone_only:
@@ -199,10 +186,10 @@ def convert_official_file(src: str,
             if not target.startswith('backbone.'):
                 del report.mapped[key]
                 report.dropped[key] = 'not part of the backbone'
-        state_dict = extract_backbone(state_dict)
+        state_dict = select_prefix(state_dict, 'backbone.')
     meta = dict(converted_from='official SSQL checkpoint', depth=report.depth,
                 backbone_only=backbone_only)
     if isinstance(checkpoint.get('epoch'), int):
         meta['epoch'] = checkpoint['epoch']
-    save_converted(state_dict, dst, meta)
+    write_checkpoint({'meta': meta, 'state_dict': dict(state_dict)}, dst)
     return report

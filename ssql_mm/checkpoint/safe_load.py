@@ -4,22 +4,32 @@
 allow-list. MMEngine checkpoints carry a few more than torch allows by
 default: the message hub keeps ``HistoryBuffer`` objects holding numpy
 arrays, and runtime values such as the ETA are numpy scalars. This module
-allows exactly those, and nothing else, for every checkpoint MMEngine loads
-once ``ssql_mm`` is imported.
+allows exactly those, and nothing else.
+
+A file that cannot be read is told apart from one that asks for code: when
+loading fails, the file's structure (zip archive, pickle opcodes) is checked
+without running anything. Damaged structure is a
+:class:`CorruptCheckpointError`; a well-formed file the allow-list refuses is
+an :class:`UnsafeCheckpointError`. Both name the file.
 """
+import io
 import os
 import pickle
+import pickletools
 import re
-from typing import IO, Any, Iterable, List, Optional, Union
+import zipfile
+from typing import IO, Any, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
-from mmengine.runner import CheckpointLoader
+
+from .errors import (CheckpointMismatchError, CheckpointNotFoundError,
+                     CorruptCheckpointError, UnsafeCheckpointError)
 
 __all__ = [
-    'UnsafeCheckpointError', 'safe_load', 'safe_globals_for_mmengine',
-    'register_safe_checkpoint_loader'
+    'safe_load', 'read_checkpoint', 'safe_globals_for_mmengine',
+    'check_structure'
 ]
 
 PathOrFile = Union[str, os.PathLike, IO[bytes]]
@@ -32,6 +42,12 @@ _NUMERIC_DTYPES = ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8',
                    'float64')
 # HistoryBuffer registers these lazily, in its first __init__.
 _HISTORY_STATISTICS = frozenset(('min', 'max', 'current', 'mean'))
+# The legacy (non-zip) torch format starts with four pickles: magic number,
+# protocol version, system info and the object itself.
+_LEGACY_PICKLES = 4
+# Messages of torch / miniz that mean the bytes ran out or are mangled.
+_DAMAGE_MESSAGE = re.compile(r'EOF|truncated|corrupt|central directory|'
+                             r'zip archive|Invalid magic number', re.I)
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
@@ -71,28 +87,6 @@ def safe_globals_for_mmengine() -> List[Any]:
     return allowed
 
 
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint needs more than the safe allow-list permits.
-
-    Args:
-        offending (str): The refused global (``module.name``), or a short
-            description of the refused pickle content.
-        source (str): The file, or a short description of it.
-    """
-
-    def __init__(self, offending: str, source: str) -> None:
-        self.offending = offending
-        super().__init__(
-            f'Refused to load {source}: it needs {offending}, which the '
-            'allow-list of ssql_mm.checkpoint.safe_load (tensors, '
-            'containers, numpy arrays, MMEngine HistoryBuffer) does not '
-            'permit. Unpickling it could run code stored in the file. If, '
-            'and only if, you trust where the file came from, load it with '
-            'safe_load(path, trusted=True) or pass --trust-checkpoint to '
-            'the ssql_mm tools; to permit one more harmless class, pass it '
-            'in extra_globals=[...].')
-
-
 _GLOBAL_IN_MESSAGE = re.compile(r'GLOBAL ([\w.]+)')
 _DETAIL_IN_MESSAGE = re.compile(r'WeightsUnpickler error:\s*(.+?)\n\s*\n',
                                 re.S)
@@ -102,6 +96,88 @@ def _describe(path_or_fileobj: PathOrFile) -> str:
     if isinstance(path_or_fileobj, (str, os.PathLike)):
         return f"checkpoint '{os.fspath(path_or_fileobj)}'"
     return f"checkpoint {getattr(path_or_fileobj, 'name', 'stream')!r}"
+
+
+def _read_all(path_or_fileobj: PathOrFile) -> Optional[bytes]:
+    if isinstance(path_or_fileobj, (str, os.PathLike)):
+        with open(path_or_fileobj, 'rb') as f:
+            return f.read()
+    if not (hasattr(path_or_fileobj, 'seek')
+            and path_or_fileobj.seekable()):
+        return None
+    position = path_or_fileobj.tell()
+    path_or_fileobj.seek(0)
+    try:
+        return path_or_fileobj.read()
+    finally:
+        path_or_fileobj.seek(position)
+
+
+def _check_pickles(data: bytes, count: int) -> None:
+    """Parse up to ``count`` consecutive pickles without running them."""
+    stream = io.BytesIO(data)
+    for i in range(count):
+        if i > 0 and stream.tell() == len(data):
+            return  # a plain pickle file: one pickle, then the end
+        # dis() simulates the stack and memo, so it also refuses byte soup
+        # that happens to decode as opcodes.
+        pickletools.dis(stream, out=io.StringIO())
+
+
+def check_structure(path_or_fileobj: PathOrFile) -> Optional[str]:
+    """What is wrong with a file's structure, without unpickling it.
+
+    Checks that the file is non-empty, that a zip checkpoint's archive and
+    its ``data.pkl`` are intact, and that a legacy or plain pickle parses.
+    Tensor bytes are not checked.
+
+    Args:
+        path_or_fileobj (str | PathLike | file): The file.
+
+    Returns:
+        str or None: A short description of the damage, or None when the
+        structure is sound (or a stream cannot be re-read).
+    """
+    data = _read_all(path_or_fileobj)
+    if data is None:
+        return None
+    if not data:
+        return 'empty (0 bytes)'
+    try:
+        if data[:2] == b'PK':
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                pkl = [n for n in archive.namelist()
+                       if n.endswith('data.pkl')]
+                if not pkl:
+                    return (f'a zip archive of {len(data)} bytes without the '
+                            'data.pkl of a torch checkpoint')
+                _check_pickles(archive.read(pkl[0]), 1)
+        else:
+            _check_pickles(data, _LEGACY_PICKLES)
+    except (zipfile.BadZipFile, ValueError, EOFError, KeyError,
+            IndexError, TypeError, OSError, RuntimeError) as err:
+        kind = 'zip archive' if data[:2] == b'PK' else 'pickle'
+        return (f'not a readable {kind} ({len(data)} bytes): '
+                f'{str(err).strip() or type(err).__name__}')
+    return None
+
+
+def _corrupt(source: str, damage: str) -> CorruptCheckpointError:
+    return CorruptCheckpointError(
+        f'The {source} is {damage}. It is damaged or cut short (an '
+        'interrupted save, copy or download?); nothing in it was run. Use '
+        'another checkpoint (e.g. an earlier epoch_*.pth), or delete this '
+        'one and save or download it again.')
+
+
+def _check_exists(path_or_fileobj: PathOrFile) -> None:
+    if isinstance(path_or_fileobj, (str, os.PathLike)) and not os.path.isfile(
+            path_or_fileobj):
+        name = os.fspath(path_or_fileobj)
+        raise CheckpointNotFoundError(
+            f"Checkpoint '{name}' does not exist"
+            + (' (the path is empty)' if not name else '')
+            + '; pass the path of a saved checkpoint file.')
 
 
 def safe_load(path_or_fileobj: PathOrFile,
@@ -115,7 +191,8 @@ def safe_load(path_or_fileobj: PathOrFile,
         map_location (Any): As in ``torch.load``. Defaults to ``'cpu'``.
         trusted (bool): Skip the allow-list and unpickle everything, which
             may run code stored in the file. Use only for files whose origin
-            you trust. Defaults to False.
+            you trust; a damaged file is still refused before unpickling.
+            Defaults to False.
         extra_globals (Iterable): More classes or functions to allow for
             this call only. Defaults to ().
 
@@ -123,69 +200,67 @@ def safe_load(path_or_fileobj: PathOrFile,
         Any: The unpickled object, usually a dict.
 
     Raises:
-        UnsafeCheckpointError: The file needs a global outside the list.
+        CheckpointNotFoundError: No file at that path.
+        CorruptCheckpointError: The file is empty, truncated or not a
+            checkpoint.
+        UnsafeCheckpointError: A well-formed file needs a global outside the
+            allow-list.
     """
+    _check_exists(path_or_fileobj)
+    source = _describe(path_or_fileobj)
     if trusted:
-        return torch.load(
-            path_or_fileobj, map_location=map_location, weights_only=False)
-    allowed = safe_globals_for_mmengine() + list(extra_globals)
+        damage = check_structure(path_or_fileobj)
+        if damage is not None:
+            raise _corrupt(source, damage)
     try:
+        if trusted:
+            return torch.load(path_or_fileobj, map_location=map_location,
+                              weights_only=False)
+        allowed = safe_globals_for_mmengine() + list(extra_globals)
         with torch.serialization.safe_globals(allowed):
-            return torch.load(
-                path_or_fileobj, map_location=map_location, weights_only=True)
+            return torch.load(path_or_fileobj, map_location=map_location,
+                              weights_only=True)
     except UnsafeCheckpointError:
         raise
-    except pickle.UnpicklingError as err:
-        found = _GLOBAL_IN_MESSAGE.search(str(err))
-        detail = _DETAIL_IN_MESSAGE.search(str(err))
-        offending = found.group(1) if found else (
-            'pickle content the weights-only unpickler does not accept'
-            + (f' ({detail.group(1).strip()})' if detail else ''))
-        raise UnsafeCheckpointError(offending,
-                                    _describe(path_or_fileobj)) from None
+    except Exception as err:
+        damage = check_structure(path_or_fileobj)
+        if damage is None and not isinstance(err, pickle.UnpicklingError) \
+                and (isinstance(err, EOFError)
+                     or _DAMAGE_MESSAGE.search(str(err))):
+            damage = f'unreadable ({str(err).splitlines()[0][:120]})'
+        if damage is not None:
+            raise _corrupt(source, damage) from None
+        if isinstance(err, pickle.UnpicklingError) and not trusted:
+            found = _GLOBAL_IN_MESSAGE.search(str(err))
+            detail = _DETAIL_IN_MESSAGE.search(str(err))
+            offending = found.group(1) if found else (
+                'pickle content the weights-only unpickler does not accept'
+                + (f' ({detail.group(1).strip()})' if detail else ''))
+            raise UnsafeCheckpointError(offending, source) from None
+        err.add_note(f'while loading {source}')
+        raise
 
 
-def load_from_local_safe(filename: str, map_location: Any = None) -> Any:
-    filename = os.path.expanduser(filename)
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return safe_load(filename, map_location=map_location)
-
-
-def load_from_http_safe(filename: str, map_location: Any = None) -> Any:
-    # Imported here: the model zoo imports this module.
-    from mmengine.dist import barrier, get_dist_info
-
-    from ssql_mm.apis.download import download_checkpoint
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        path = download_checkpoint(filename)
-    if world_size > 1:
-        barrier()
-        if rank > 0:
-            path = download_checkpoint(filename)
-    return safe_load(path, map_location=map_location)
-
-
-# MMEngine logs ``loader.__name__[10:]`` as the backend: 'local_safe'.
-_LOADERS: List[tuple] = [('', load_from_local_safe),
-                         (('http://', 'https://'), load_from_http_safe)]
-
-
-def register_safe_checkpoint_loader(
-        loaders: Optional[List[tuple]] = None) -> None:
-    """Make MMEngine's ``CheckpointLoader`` use :func:`safe_load`.
-
-    Replaces the loaders for local paths (prefix ``''``) and for
-    ``http(s)://`` URLs, so ``load_from``, ``resume`` and
-    ``init_cfg=dict(type='Pretrained')`` all go through the allow-list, and
-    downloads are cached and hash-checked by the ssql_mm model zoo.
+def read_checkpoint(path: Union[str, os.PathLike],
+                    map_location: Any = 'cpu',
+                    trusted: bool = False) -> Dict[str, Any]:
+    """:func:`safe_load` a file that must hold a dict (a checkpoint).
 
     Args:
-        loaders (list[tuple], optional): ``(prefixes, loader)`` pairs.
-            Defaults to None, the two above.
-    """
-    for prefixes, loader in (loaders or _LOADERS):
-        CheckpointLoader.register_scheme(
-            prefixes=prefixes, loader=loader, force=True)
+        path (str | PathLike): The file.
+        map_location (Any): As in ``torch.load``. Defaults to ``'cpu'``.
+        trusted (bool): See :func:`safe_load`. Defaults to False.
 
+    Returns:
+        dict: The checkpoint.
+
+    Raises:
+        CheckpointMismatchError: The file holds something else than a dict.
+    """
+    loaded = safe_load(path, map_location=map_location, trusted=trusted)
+    if not isinstance(loaded, dict):
+        raise CheckpointMismatchError(
+            f"Checkpoint '{os.fspath(path)}' holds a {type(loaded).__name__}, "
+            'not a dict of weights; pass a file saved by MMEngine or '
+            'torch.save(model.state_dict()).')
+    return loaded

@@ -1,15 +1,12 @@
 """Training-loop components: hooks, distributed set-up, train options."""
-from .atomic_local_backend import (AtomicLocalBackend, atomic_write_bytes,
-                                   register_atomic_local_backend)
+from .atomic_local_backend import AtomicLocalBackend
 from .distributed import CPUDistributedDataParallel, setup_cpu_distributed
 from .hooks import *  # noqa: F401,F403
 from .train_setup import (add_runner_args, check_data_roots, merge_runner_args,
                           merge_test_args, merge_train_args)
 
-register_atomic_local_backend()
-
 __all__ = [
-    'AtomicLocalBackend', 'atomic_write_bytes', 'register_atomic_local_backend',
+    'AtomicLocalBackend',
     'CPUDistributedDataParallel', 'setup_cpu_distributed', 'check_data_roots',
     'add_runner_args', 'merge_runner_args', 'merge_test_args', 'merge_train_args'
 ]

@@ -4,8 +4,7 @@ from .features import calibrate_backbone, extract_features, normalized_batches
 from .image_folder import ImageFolderSplit, find_images, load_split
 from .knn import knn_top1
 from .linear_probe import linear_probe_top1
-from .pretrained_backbone import (PretrainedBackbone, load_checkpoint_file,
-                                  load_pretrained)
+from .pretrained_backbone import PretrainedBackbone, load_pretrained
 from .report import (format_table, plot_sweep, write_csv, write_json,
                      write_report)
 from .sweep import SweepConfig, SweepResult, run_bit_sweep
@@ -14,8 +13,8 @@ __all__ = [
     'BitSetting', 'parse_bit_setting', 'parse_bit_settings',
     'calibrate_backbone', 'extract_features', 'normalized_batches',
     'ImageFolderSplit', 'find_images', 'load_split', 'knn_top1',
-    'linear_probe_top1', 'PretrainedBackbone', 'load_checkpoint_file',
-    'load_pretrained', 'format_table', 'plot_sweep', 'write_csv',
+    'linear_probe_top1', 'PretrainedBackbone', 'load_pretrained',
+    'format_table', 'plot_sweep', 'write_csv',
     'write_json', 'write_report', 'SweepConfig', 'SweepResult',
     'run_bit_sweep'
 ]

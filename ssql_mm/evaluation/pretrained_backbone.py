@@ -13,42 +13,17 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
+from ssql_mm.checkpoint import (CheckpointMismatchError, read_checkpoint,
+                                select_prefix, unwrap_state_dict)
 from ssql_mm.models.backbones import quant_twin
 from .bit_settings import BitSetting
 
-__all__ = ['PretrainedBackbone', 'load_checkpoint_file', 'load_pretrained']
+__all__ = ['PretrainedBackbone', 'load_pretrained']
 
 PREFIX = 'backbone.'
 # Normalisation used when the config has no data preprocessor (CIFAR-10).
 DEFAULT_MEAN = (125.307, 122.961, 113.8575)
 DEFAULT_STD = (51.5865, 50.847, 51.255)
-
-
-def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    """Read a checkpoint without running code stored in it.
-
-    Uses ``ssql_mm.checkpoint.safe_load`` (``weights_only`` with the
-    allow-list MMEngine checkpoints need) when available, else plain
-    ``torch.load(weights_only=True)``.
-
-    Args:
-        path (str): The checkpoint file.
-
-    Returns:
-        dict: The checkpoint.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint {path} not found.')
-    try:
-        from ssql_mm.checkpoint import safe_load
-    except ImportError:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    else:
-        ckpt = safe_load(path, map_location='cpu')
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'Checkpoint {path} holds a {type(ckpt).__name__}, '
-                         'not a dict of weights.')
-    return ckpt
 
 
 @dataclass
@@ -118,15 +93,15 @@ def load_pretrained(path: str, config: Optional[str] = None) -> PretrainedBackbo
     Returns:
         PretrainedBackbone: The backbone description.
     """
-    ckpt = load_checkpoint_file(path)
-    state = ckpt.get('state_dict', ckpt)
-    weights = {k[len(PREFIX):]: v for k, v in state.items()
-               if isinstance(k, str) and k.startswith(PREFIX)
-               and isinstance(v, torch.Tensor)}
-    if not weights:
-        sample = ', '.join(list(map(str, state))[:5])
-        raise ValueError(f'Checkpoint {path} has no backbone weights (no '
-                         f"'{PREFIX}*' entry; keys look like: {sample}).")
+    ckpt = read_checkpoint(path)
+    try:
+        weights = select_prefix(
+            unwrap_state_dict(ckpt, f"'{path}'"), PREFIX, f"'{path}'",
+            fix='Pass a checkpoint of a model with a backbone (SSQL, '
+            'SimSiam, a classifier).')
+    except CheckpointMismatchError as err:
+        raise CheckpointMismatchError(
+            f'Checkpoint {path} has no backbone weights: {err}') from None
     cfg = _config_of(ckpt, path, config)
     model_cfg = cfg.get('model', {})
     backbone_cfg = model_cfg.get('backbone') if model_cfg else None

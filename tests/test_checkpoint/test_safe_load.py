@@ -12,8 +12,8 @@ from mmengine.runner.checkpoint import load_from_local
 from torch.utils.data import Dataset
 
 import ssql_mm  # noqa: F401  (registers the safe loader)
-from ssql_mm.checkpoint import (UnsafeCheckpointError,
-                                register_safe_checkpoint_loader, safe_load)
+from ssql_mm.checkpoint import UnsafeCheckpointError, safe_load
+from ssql_mm.compat import patch_checkpoint_loaders
 
 
 class WritesMarker:
@@ -153,7 +153,7 @@ def test_runner_resumes_after_import(tmp_path, restore_default_scope):
         with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
             _runner(tmp_path, max_iters=4, resume=True).train()
     finally:
-        register_safe_checkpoint_loader()
+        patch_checkpoint_loaders()
 
     runner = _runner(tmp_path, max_iters=4, resume=True)
     runner.train()

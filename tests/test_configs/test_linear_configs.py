@@ -115,8 +115,8 @@ def test_linear_4w4a_trains_and_restores_calibration(tmp_path, tiny_cifar):
     ranges = _ranges(model)
 
     ckpt_path = osp.join(cfg.work_dir, 'epoch_2.pth')
-    from ssql_mm.evaluation import load_checkpoint_file
-    state = load_checkpoint_file(ckpt_path)['state_dict']
+    from ssql_mm.checkpoint import read_checkpoint
+    state = read_checkpoint(ckpt_path)['state_dict']
     saved = [k for k in state if k.endswith('input_quant.max_val')]
     assert len(saved) == 20
     assert torch.equal(state['backbone.layer4.1.conv2.input_quant.max_val'],

@@ -4,8 +4,7 @@ import torch
 from downstream_utils import build_model, config
 
 import ssql_mm  # noqa: F401
-from ssql_mm.models.backbones.pretrained_check import (
-    PretrainedMismatchError, guess_resnet_depth)
+from ssql_mm.checkpoint import PretrainedMismatchError, find_resnet_depth
 from ssql_mm.quantization.fake_quantize import ActivationFakeQuantize
 
 DET = 'configs/benchmarks/mmdet/faster-rcnn_ssql-r50-4w4a_fpn_1x_coco.py'
@@ -99,10 +98,10 @@ def test_wrong_prefix_names_the_prefixes_found(ssql_checkpoint):
 
 
 @pytest.mark.parametrize('depth', [18, 34, 50, 101])
-def test_guess_resnet_depth(depth):
+def test_find_resnet_depth(depth):
     from mmpretrain.models.backbones import ResNet
-    assert guess_resnet_depth(ResNet(depth=depth).state_dict()) == depth
-    assert guess_resnet_depth(['fc.weight']) is None
+    assert find_resnet_depth(ResNet(depth=depth).state_dict()) == depth
+    assert find_resnet_depth(['fc.weight']) is None
 
 
 def test_missing_prefix_on_a_full_checkpoint_names_the_prefix(ssql_checkpoint):

@@ -1,4 +1,5 @@
-"""tools/extract_backbone.py: backbone-only checkpoints that load strictly."""
+"""tools/extract_backbone.py and ssql_mm.checkpoint.export: backbone-only
+checkpoints that load strictly."""
 import os.path as osp
 import runpy
 import sys
@@ -11,20 +12,25 @@ from mmdet.models.backbones import ResNet as MMDetResNet
 from mmdet.models.backbones import ResNetV1d as MMDetResNetV1d
 from mmpretrain.models.backbones import ResNet, ResNetV1d
 
-from ssql_mm.models.utils import extract_backbone, save_backbone
+from ssql_mm.checkpoint import (CheckpointMismatchError, export_backbone,
+                                export_backbone_file)
 
 
 def test_torchvision_format_loads_strictly_into_resnet18(ssql_checkpoint,
                                                          tmp_path):
     src = ssql_checkpoint('ResNet', 18)
     dst = str(tmp_path / 'r18_tv.pth')
-    report = save_backbone(src, dst, 'torchvision')
+    report = export_backbone_file(src, dst, 'torchvision')
     state = torch.load(dst)
     model = torchvision.models.resnet18()
     model.fc = torch.nn.Identity()  # the checkpoint has no classifier
     model.load_state_dict(state, strict=True)
-    assert report.other_prefixes == ['neck', 'head']
-    assert report.kept == len(state) and not report.renamed
+    assert sorted(report.dropped) == ['head.predictor.mlp.0.weight',
+                                      'neck.mlp.0.weight']
+    assert all('not part of the backbone' in r
+               for r in report.dropped.values())
+    assert len(report.mapped) == len(state) and not report.renamed
+    assert report.depth == 18
     # Same features as the mmpretrain backbone the weights came from.
     reference = ResNet(depth=18)
     reference.load_state_dict({
@@ -54,31 +60,34 @@ def test_mmdet_format_loads_strictly_into_mmdet_resnet(ssql_checkpoint,
 
 def test_deep_stem_is_renamed_for_mmdet(ssql_checkpoint):
     checkpoint = torch.load(ssql_checkpoint('ResNetV1d', 18))
-    state, report = extract_backbone(checkpoint, 'mmdet')
+    state, report = export_backbone(checkpoint, 'mmdet')
     MMDetResNetV1d(depth=18).load_state_dict(state, strict=True)
-    assert report.renamed['stem.1.conv.weight'] == 'stem.3.weight'
+    assert report.renamed['backbone.stem.1.conv.weight'] == 'stem.3.weight'
     # The mmpretrain layout is kept as is.
-    state, _ = extract_backbone(checkpoint, 'mmpretrain')
+    state, _ = export_backbone(checkpoint, 'mmpretrain')
     ResNetV1d(depth=18).load_state_dict(state, strict=True)
 
 
 def test_deep_stem_has_no_torchvision_layout(ssql_checkpoint):
     checkpoint = torch.load(ssql_checkpoint('ResNetV1d', 18))
-    with pytest.raises(ValueError, match='deep stem.*--format mmdet'):
-        extract_backbone(checkpoint, 'torchvision')
+    with pytest.raises(CheckpointMismatchError,
+                       match='deep stem.*--format mmdet'):
+        export_backbone(checkpoint, 'torchvision')
 
 
 def test_ranges_are_dropped_and_bad_input_is_named(ssql_checkpoint):
     extra = {'backbone.layer1.0.conv1.input_quant.min_val': torch.tensor(0.),
              'backbone.layer1.0.conv1.input_quant.max_val': torch.tensor(3.)}
     checkpoint = torch.load(ssql_checkpoint('ResNet', 18, extra=extra))
-    state, report = extract_backbone(checkpoint, 'torchvision')
-    assert report.dropped == ['layer1.0.conv1.input_quant.min_val',
-                              'layer1.0.conv1.input_quant.max_val']
+    state, report = export_backbone(checkpoint, 'torchvision')
+    ranges = {k: r for k, r in report.dropped.items() if 'range' in r}
+    assert sorted(ranges) == ['backbone.layer1.0.conv1.input_quant.max_val',
+                              'backbone.layer1.0.conv1.input_quant.min_val']
     assert not any('input_quant' in k for k in state)
-    with pytest.raises(ValueError, match=r"'encoder\.'.*--prefix"):
-        extract_backbone(checkpoint, 'mmdet', prefix='encoder')
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"'encoder\.'.*--prefix"):
+        export_backbone(checkpoint, 'mmdet', prefix='encoder')
     with pytest.raises(ValueError, match='choose one of'):
-        extract_backbone(checkpoint, 'onnx')
-    with pytest.raises(ValueError, match='no state dict'):
-        extract_backbone(dict(epoch=3), 'mmdet')
+        export_backbone(checkpoint, 'onnx')
+    with pytest.raises(CheckpointMismatchError, match='no state dict'):
+        export_backbone(dict(epoch=3), 'mmdet')

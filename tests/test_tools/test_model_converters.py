@@ -1,4 +1,4 @@
-"""Official SSQL -> ssql_mm and ssql_mm -> torchvision checkpoint converters.
+"""Official SSQL -> ssql_mm conversion and the torchvision export.
 
 The official layout is rebuilt here from its description: BatchNorms stored
 inside the conv/linear they follow (``<layer>.bn_function.*``), quantizer
@@ -19,8 +19,9 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import ssql_mm  # noqa: F401
-from ssql_mm.checkpoint import (convert_official_file, convert_official_ssql,
-                                convert_to_torchvision, safe_load)
+from ssql_mm.checkpoint import (CheckpointMismatchError,
+                                convert_official_file, convert_official_ssql,
+                                export_backbone, safe_load)
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(stem_channels=8, base_channels=8)
@@ -168,14 +169,15 @@ def test_official_resnet50_imagenet_layout():
 def test_depth_mismatch_and_unknown_keys():
     official = make_official(
         simsiam(dict(type='ResNet_CIFAR', depth=18, **SMALL), 64))
-    with pytest.raises(ValueError, match='ResNet-18.*ResNet-50'):
+    with pytest.raises(CheckpointMismatchError, match='ResNet-18.*ResNet-50'):
         convert_official_ssql(official, depth=50)
     official['state_dict']['module.encoder_q.model.mystery.weight'] = \
         torch.zeros(1)
-    with pytest.raises(KeyError, match='mystery'):
+    with pytest.raises(CheckpointMismatchError, match='mystery'):
         convert_official_ssql(official)
     _, report = convert_official_ssql(official, strict=False)
-    assert report.unmapped == ['module.encoder_q.model.mystery.weight']
+    # reported without the DDP 'module.' wrapper, like every mapped key
+    assert report.unmapped == ['encoder_q.model.mystery.weight']
     assert 'mystery' in report.summary()
 
 
@@ -196,8 +198,12 @@ def test_backbone_only_file_and_script(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, 'argv', [str(script), str(src),
                                       str(tmp_path / 'full.pth'),
                                       '--depth', '34'])
-    with pytest.raises(ValueError, match='Depth mismatch'):
+    with pytest.raises(SystemExit) as failed:
         runpy.run_path(str(script), run_name='__main__')
+    assert failed.value.code == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith('ssql_official_to_mm: error: Depth mismatch')
+    assert '\n' not in error and '--depth 18' in error
     monkeypatch.setattr(sys, 'argv', sys.argv[:3])
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(script), run_name='__main__')
@@ -215,8 +221,8 @@ def _torchvision_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_to_torchvision_resnet18_same_features():
     torch.manual_seed(0)
     source = simsiam(dict(type='ResNet', depth=18), 512)
-    converted, report = convert_to_torchvision(
-        {'state_dict': source.state_dict()}, depth=18)
+    converted, report = export_backbone(
+        {'state_dict': source.state_dict()}, 'torchvision', depth=18)
     assert all(k.startswith(('neck.', 'head.')) for k in report.dropped)
     tv = torchvision.models.resnet18()
     result = tv.load_state_dict(converted, strict=False)
@@ -228,13 +234,14 @@ def test_to_torchvision_resnet18_same_features():
         expected = source.backbone(x)[-1]
         assert torch.allclose(_torchvision_features(tv, x), expected,
                               atol=1e-5)
-    with pytest.raises(ValueError, match='ResNet-18'):
-        convert_to_torchvision(source.state_dict(), depth=50)
+    with pytest.raises(CheckpointMismatchError, match='ResNet-18'):
+        export_backbone(source.state_dict(), 'torchvision', depth=50)
 
 
 def test_to_torchvision_cifar_stem_and_refusals(tmp_path):
     backbone = MODELS.build(dict(type='ResNet_CIFAR', depth=18))
-    converted, report = convert_to_torchvision(backbone.state_dict())
+    # a backbone-only state dict is taken whole
+    converted, report = export_backbone(backbone.state_dict(), 'torchvision')
     assert any('3x3 CIFAR' in n for n in report.notes)
     tv = torchvision.models.resnet18()
     tv.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
@@ -242,5 +249,13 @@ def test_to_torchvision_cifar_stem_and_refusals(tmp_path):
     assert tv.load_state_dict(converted, strict=False).missing_keys == [
         'fc.weight', 'fc.bias']
     deep_stem = MODELS.build(dict(type='ResNetV1c', depth=18, **SMALL))
-    with pytest.raises(KeyError, match='stem'):
-        convert_to_torchvision(deep_stem.state_dict())
+    with pytest.raises(CheckpointMismatchError, match='deep stem'):
+        export_backbone(deep_stem.state_dict(), 'torchvision')
+    avg_shortcut = MODELS.build(dict(type='ResNetV1d', depth=18, **SMALL))
+    state = {k: v for k, v in avg_shortcut.state_dict().items()
+             if not k.startswith('stem.')}
+    with pytest.raises(CheckpointMismatchError, match='no torchvision'):
+        export_backbone(state, 'torchvision')
+    _, report = export_backbone(state, 'torchvision', strict=False)
+    assert report.unmapped and all('downsample' in k
+                                   for k in report.unmapped)

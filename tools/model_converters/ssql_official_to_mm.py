@@ -2,14 +2,18 @@
 
     python tools/model_converters/ssql_official_to_mm.py SRC DST \\
         [--backbone-only] [--depth 18] [--neck-last-bias] [--trust-checkpoint]
+
+To go on to torchvision, mmdet or mmseg, export the result with
+``tools/extract_backbone.py``.
 """
 import argparse
 import sys
+from typing import List, Optional
 
-from ssql_mm.checkpoint import convert_official_file
+from ssql_mm.checkpoint import convert_official_file, report_errors
 
 
-def main() -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='official checkpoint')
     parser.add_argument('dst', help='output file')
@@ -23,11 +27,12 @@ def main() -> int:
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='load SRC without the safe allow-list (only '
                         'for files from a trusted source)')
-    args = parser.parse_args()
-    report = convert_official_file(
-        args.src, args.dst, backbone_only=args.backbone_only,
-        depth=args.depth, neck_last_bias=args.neck_last_bias,
-        strict=not args.allow_unmapped, trusted=args.trust_checkpoint)
+    args = parser.parse_args(argv)
+    with report_errors('ssql_official_to_mm'):
+        report = convert_official_file(
+            args.src, args.dst, backbone_only=args.backbone_only,
+            depth=args.depth, neck_last_bias=args.neck_last_bias,
+            strict=not args.allow_unmapped, trusted=args.trust_checkpoint)
     print(report.summary())
     return 0
 

@@ -1,0 +1,199 @@
+"""Write files so that a crash never leaves a half-written one in place.
+
+Bytes go to a temporary ``.<name>.<host>-<pid>.<random>.partial`` file in the
+target's folder, are flushed to disk and then renamed over the target, so the
+target is always either the old file or the complete new one. The temporary
+file is created like any other file (mode ``0666`` minus the umask). A
+``.partial`` file left by a killed process of this host is removed by the
+next write into that folder.
+"""
+import errno
+import io
+import os
+import os.path as osp
+import re
+import secrets
+import socket
+from typing import Any, BinaryIO, Callable, Optional, Tuple, Union
+
+import torch
+
+from .errors import (CheckpointNotFoundError, CheckpointWriteError,
+                     CorruptCheckpointError)
+
+__all__ = [
+    'atomic_write_bytes', 'atomic_write', 'checkpoint_bytes',
+    'write_checkpoint', 'remove_stale_partials', 'read_last_checkpoint',
+    'PARTIAL_SUFFIX'
+]
+
+PathLike = Union[str, os.PathLike]
+PARTIAL_SUFFIX = '.partial'
+_HOST = re.sub(r'[^\w-]', '_', socket.gethostname()) or 'host'
+_PARTIAL = re.compile(r'^\..+\.(?P<host>[\w-]+)-(?P<pid>\d+)\.[0-9a-f]+'
+                      + re.escape(PARTIAL_SUFFIX) + '$')
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(folder: PathLike) -> int:
+    """Delete ``.partial`` files whose writer (a process of this host) died.
+
+    Files of live processes and of other hosts are left alone.
+
+    Args:
+        folder (str | PathLike): Folder to clean.
+
+    Returns:
+        int: Number of files removed.
+    """
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        match = _PARTIAL.match(name)
+        if match is None or match['host'] != _HOST:
+            continue
+        if _pid_alive(int(match['pid'])):
+            continue
+        try:
+            os.remove(osp.join(folder, name))
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _open_partial(target: str) -> Tuple[str, BinaryIO]:
+    folder = osp.dirname(target)
+    base = osp.basename(target)
+    while True:
+        tmp = osp.join(folder, f'.{base}.{_HOST}-{os.getpid()}.'
+                       f'{secrets.token_hex(4)}{PARTIAL_SUFFIX}')
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        return tmp, os.fdopen(fd, 'w+b')
+
+
+def atomic_write(filepath: PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Let ``write`` fill a temporary file, then rename it to ``filepath``.
+
+    Args:
+        filepath (str | PathLike): Destination; its folder is created.
+        write (Callable): Called with the open temporary file (binary,
+            readable and writable).
+
+    Raises:
+        CheckpointWriteError: The write failed (e.g. disk full); the message
+            names ``filepath`` and the previous file there is unchanged.
+    """
+    target = osp.abspath(os.fspath(filepath))
+    folder = osp.dirname(target)
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        remove_stale_partials(folder)
+        tmp, f = _open_partial(target)
+        with f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as err:
+        hint = ('free some space on that disk' if err.errno in (
+            errno.ENOSPC, errno.EDQUOT) else 'check the folder exists and '
+            'is writable')
+        raise CheckpointWriteError(
+            err.errno, f"Could not write '{target}': "
+            f'{err.strerror or err}; {hint}, then save again (any previous '
+            'file there is unchanged).') from err
+    finally:
+        if tmp is not None and osp.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_bytes(data: bytes, filepath: PathLike) -> None:
+    """Write ``data`` to ``filepath`` atomically (see :func:`atomic_write`).
+
+    Args:
+        data (bytes): The content.
+        filepath (str | PathLike): Destination; its folder is created.
+    """
+    atomic_write(filepath, lambda f: f.write(data))
+
+
+def checkpoint_bytes(obj: Any) -> bytes:
+    """``torch.save`` output of ``obj``, the same bytes for the same object.
+
+    ``torch.save`` to a path names the archive's inner folder after the
+    file, so equal objects saved under different names differ; serialising
+    to memory always uses the same inner name.
+
+    Args:
+        obj (Any): What to save.
+
+    Returns:
+        bytes: The file content.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def write_checkpoint(obj: Any, filepath: PathLike) -> bytes:
+    """Save ``obj`` reproducibly and atomically.
+
+    Args:
+        obj (Any): What to save (tensors, containers, plain values).
+        filepath (str | PathLike): Destination.
+
+    Returns:
+        bytes: The bytes written.
+    """
+    data = checkpoint_bytes(obj)
+    atomic_write_bytes(data, filepath)
+    return data
+
+
+def read_last_checkpoint(work_dir: PathLike) -> Optional[str]:
+    """The checkpoint MMEngine's ``last_checkpoint`` pointer names, checked.
+
+    Args:
+        work_dir (str | PathLike): The run's work dir.
+
+    Returns:
+        str or None: The checkpoint path; None when there is no pointer.
+
+    Raises:
+        CorruptCheckpointError: The pointer is empty.
+        CheckpointNotFoundError: It names a file that does not exist.
+    """
+    pointer = osp.join(os.fspath(work_dir), 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return None
+    with open(pointer, encoding='utf-8') as f:
+        path = f.read().strip()
+    if not path:
+        raise CorruptCheckpointError(
+            f"'{pointer}' is empty (a save interrupted by an older version?). "
+            'Pass --resume PATH with a checkpoint of that folder, or delete '
+            'the pointer to start afresh.')
+    if not osp.isfile(path):
+        raise CheckpointNotFoundError(
+            f"'{pointer}' names '{path}', which does not exist. Pass --resume "
+            'PATH with a checkpoint that exists, or delete the pointer to '
+            'start afresh.')
+    return path
