@@ -13,10 +13,22 @@ import argparse
 
 from mmengine.logging import MMLogger
 
+from ssql_mm.checkpoint import CheckpointError
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
 from ssql_mm.evaluation.report import format_table, write_report
 
 DEFAULT_BITS = ['fp', '8/8', '6/6', '5/5', '4/4', '3/3', '2/4']
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, checked before any work starts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,17 +45,19 @@ def parse_args() -> argparse.Namespace:
                         "config stored in each checkpoint's meta)")
     parser.add_argument('--out', default='work_dirs/bit_sweep',
                         help='output folder for CSV, JSON, PNG, Markdown')
-    parser.add_argument('--k', type=int, default=200, help='kNN neighbours')
+    parser.add_argument('--k', type=positive_int, default=200,
+                        help='kNN neighbours')
     parser.add_argument('--temperature', type=float, default=0.07)
-    parser.add_argument('--linear-epochs', type=int, default=100)
+    parser.add_argument('--linear-epochs', type=positive_int, default=100)
     parser.add_argument('--linear-lr', type=float, default=0.1)
-    parser.add_argument('--calib-batches', type=int, default=10)
-    parser.add_argument('--batch-size', type=int, default=256)
-    parser.add_argument('--train-per-class', type=int,
+    parser.add_argument('--calib-batches', type=positive_int, default=10)
+    parser.add_argument('--batch-size', type=positive_int, default=256)
+    parser.add_argument('--train-per-class', type=positive_int,
                         help='bank = first N training images per class; '
                         'calibration draws from the rest (default: all '
                         'images in both)')
-    parser.add_argument('--img-size', type=int, help='resize + centre crop')
+    parser.add_argument('--img-size', type=positive_int,
+                        help='resize + centre crop')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', help='cpu, cuda, ... (default: auto)')
     return parser.parse_args()
@@ -63,7 +77,7 @@ def main() -> None:
     try:
         result = run_bit_sweep(args.checkpoints, args.data, args.bits, cfg,
                                args.config)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
         raise SystemExit(f'bit_sweep: error: {err}') from err
     print('\n' + format_table(result))
     for path in write_report(result, args.out):
