@@ -1,4 +1,5 @@
 """CIFAR-10 decoded once into a uint8 array and served from memory."""
+import hashlib
 import io
 import os
 import os.path as osp
@@ -17,7 +18,7 @@ __all__ = ['CIFAR10InMemory', 'load_cifar10_arrays']
 _JPEG = ('.jpg', '.jpeg', '.png')
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode_image(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert('RGB'), dtype=np.uint8)
 
@@ -46,18 +47,33 @@ def _read_folder(path: str) -> Tuple[List[str], List[bytes]]:
     return names, blobs
 
 
-def _decode_split(data_root: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
+def _source(data_root: str, split: str) -> str:
     folder = osp.join(data_root, split)
     archive = osp.join(data_root, f'{split}.tar.gz')
     if osp.isdir(folder):
-        names, blobs = _read_folder(folder)
-    elif osp.isfile(archive):
-        names, blobs = _read_archive(archive)
+        return folder
+    if osp.isfile(archive):
+        return archive
+    raise FileNotFoundError(
+        f'CIFAR-10 {split} split not found in {data_root}: expected '
+        f"'{split}/<class>/*.jpg' or '{split}.tar.gz'. Set data_root "
+        'to the folder that holds one of them.')
+
+
+def _cache_key(source: str) -> str:
+    """Tells sources apart: their real path, and size and mtime of a file."""
+    stat = os.stat(source)
+    ident = osp.realpath(source)
+    if osp.isfile(source):
+        ident += f':{stat.st_size}:{stat.st_mtime_ns}'
+    return hashlib.sha256(ident.encode()).hexdigest()[:12]
+
+
+def _decode_split(source: str) -> Tuple[np.ndarray, np.ndarray]:
+    if osp.isdir(source):
+        names, blobs = _read_folder(source)
     else:
-        raise FileNotFoundError(
-            f'CIFAR-10 {split} split not found in {data_root}: expected '
-            f"'{split}/<class>/*.jpg' or '{split}.tar.gz'. Set data_root "
-            'to the folder that holds one of them.')
+        names, blobs = _read_archive(source)
     labels = []
     for name in names:
         cls_name = name.replace(os.sep, '/').split('/')[-2]
@@ -66,8 +82,8 @@ def _decode_split(data_root: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
                              f'CIFAR-10 class {CIFAR10_CLASSES}.')
         labels.append(CIFAR10_CLASSES.index(cls_name))
     if not names:
-        raise ValueError(f'No image in the {split} split of {data_root}.')
-    images = np.stack([_decode(b) for b in blobs])
+        raise ValueError(f'No image in {source}.')
+    images = np.stack([_decode_image(b) for b in blobs])
     return images, np.asarray(labels, dtype=np.int64)
 
 
@@ -79,8 +95,8 @@ def load_cifar10_arrays(data_root: str,
 
     Images are in sorted file-name order, labels are indices into
     ``CIFAR10_CLASSES``. With ``cache_dir`` the decoded arrays are stored as
-    ``cifar10_<split>.npz`` (written to a temporary name, then renamed) and
-    read from there next time.
+    ``cifar10_<split>_<key>.npz``, where the key tells sources apart (written
+    to a temporary name, then renamed) and read from there next time.
 
     Args:
         data_root (str): Folder holding ``<split>/<class>/*.jpg`` or
@@ -94,11 +110,13 @@ def load_cifar10_arrays(data_root: str,
     """
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}.')
-    cache = osp.join(cache_dir, f'cifar10_{split}.npz') if cache_dir else None
+    source = _source(data_root, split)
+    cache = (osp.join(cache_dir, f'cifar10_{split}_{_cache_key(source)}.npz')
+             if cache_dir else None)
     if cache and osp.isfile(cache):
         with np.load(cache) as arrays:
             return arrays['images'], arrays['labels']
-    images, labels = _decode_split(data_root, split)
+    images, labels = _decode_split(source)
     if cache:
         os.makedirs(cache_dir, exist_ok=True)
         tmp = f'{cache}.partial-{os.getpid()}.npz'
