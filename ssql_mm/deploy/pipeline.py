@@ -1,0 +1,345 @@
+"""From a checkpoint to a deployable ONNX model: build, calibrate, export.
+
+Classification / SSL checkpoints are exported as a *feature model*: the
+backbone at the chosen bits, global average pooling (output ``features``),
+and optionally a float linear classifier (output ``logits``). Downstream
+(mmdet / mmseg) backbones are exported as their config builds them: the
+config's bits, overrides, frozen ranges and ``out_indices`` (one output per
+stage, ``stage<i>``).
+"""
+import copy
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from ssql_mm.checkpoint import (CheckpointError, CheckpointMismatchError,
+                                check_backbone_state, read_checkpoint,
+                                unwrap_state_dict, write_checkpoint)
+from ssql_mm.evaluation import (BitSetting, PretrainedBackbone,
+                                calibrate_backbone, load_pretrained,
+                                normalized_batches, parse_bit_setting)
+from ssql_mm.quantization import quant_layers
+from .encoding import MAX_EXPORT_BITS
+from .qdq_export import (DEFAULT_OPSET, ExportReport,
+                         calibrate_residual_inputs, export_qdq_model)
+
+__all__ = [
+    'FeatureModel', 'parse_export_bits', 'require_ranges', 'load_linear_head', 'build_backbone',
+    'build_configured_backbone', 'export_checkpoint',
+    'export_configured_backbone', 'save_calibrated'
+]
+
+HEAD_KEYS = ('head.fc.weight', 'head.fc.bias')
+
+
+class FeatureModel(nn.Module):
+    """Backbone -> last stage -> global average pool [-> linear head].
+
+    Args:
+        backbone (nn.Module): Returns a tuple of stage outputs.
+        head (nn.Linear, optional): Classifier on the pooled features.
+            Defaults to None.
+    """
+
+    def __init__(self, backbone: nn.Module,
+                 head: Optional[nn.Linear] = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = head
+
+    def forward(self, x: torch.Tensor):
+        feats = torch.flatten(self.pool(self.backbone(x)[-1]), 1)
+        if self.head is None:
+            return feats
+        return feats, self.head(feats)
+
+
+def load_linear_head(path: str, in_features: int) -> nn.Linear:
+    """The float linear classifier of an mmpretrain classifier checkpoint.
+
+    Args:
+        path (str): A checkpoint holding ``head.fc.weight`` and
+            ``head.fc.bias`` (a ``LinearClsHead``, e.g. from the linear
+            evaluation configs).
+        in_features (int): Feature width of the backbone.
+
+    Returns:
+        nn.Linear: The classifier, in eval mode.
+    """
+    state = unwrap_state_dict(read_checkpoint(path), f"Head checkpoint '{path}'")
+    missing = [k for k in HEAD_KEYS if k not in state]
+    if missing:
+        sample = ', '.join(list(map(str, state))[:5])
+        raise CheckpointMismatchError(
+            f'Head checkpoint {path} has no {missing} (keys look like: '
+            f'{sample}); pass a linear-classifier checkpoint (mmpretrain '
+            'LinearClsHead).')
+    weight, bias = state[HEAD_KEYS[0]], state[HEAD_KEYS[1]]
+    if weight.dim() != 2 or weight.shape[1] != in_features:
+        raise CheckpointMismatchError(
+            f'Head {path} takes {weight.shape[-1]} features but the backbone '
+            f'gives {in_features}; pass the head trained on this backbone.')
+    head = nn.Linear(weight.shape[1], weight.shape[0])
+    head.load_state_dict({'weight': weight.float(), 'bias': bias.float()})
+    return head.eval()
+
+
+def _fit_error(path: str, err: RuntimeError) -> CheckpointMismatchError:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = ' '.join(lines[1:3])[:300]
+    return CheckpointMismatchError(
+        f'Checkpoint {path} does not fit the backbone its config describes '
+        f'({detail}); pass the matching --config or another checkpoint.')
+
+
+def parse_export_bits(bits: str) -> BitSetting:
+    """Parse ``'W/A'`` / ``'fp'`` and check the export supports it.
+
+    Args:
+        bits (str): The setting, e.g. ``'8/8'``, ``'4/4'``, ``'2/4'``.
+
+    Returns:
+        BitSetting: The parsed setting.
+    """
+    setting = parse_bit_setting(bits)
+    for side, value in (('weight', setting.w_bits),
+                        ('activation', setting.a_bits)):
+        if value is not None and value > MAX_EXPORT_BITS:
+            raise ValueError(
+                f'Bad bit setting {bits!r}: {value}-bit {side}s cannot be '
+                f'exported (codes are stored in 8-bit tensors); use 2-'
+                f'{MAX_EXPORT_BITS} bits or 0 for float.')
+    return setting
+
+
+def require_ranges(model: nn.Module, source: str) -> None:
+    """Raise unless every active input quantizer of ``model`` has a range.
+
+    Args:
+        model (nn.Module): A quantized model.
+        source (str): Where the model's weights came from, for the message.
+    """
+    missing = [name for name, layer in quant_layers(model)
+               if layer.input_quant.active and not layer.input_quant.has_range]
+    if missing:
+        raise ValueError(
+            f'{source} holds no frozen activation ranges for {len(missing)} '
+            f'quantized layer(s) (e.g. {missing[0]!r}) and no calibration '
+            'images were given: pass --calib-data, or a checkpoint written '
+            'with --save-calibrated.')
+
+
+def build_backbone(pretrained: PretrainedBackbone, setting: BitSetting,
+                   path: str) -> nn.Module:
+    """``pretrained.build(setting)`` with a one-line error on a misfit.
+
+    Args:
+        pretrained (PretrainedBackbone): From ``load_pretrained``.
+        setting (BitSetting): Bit-widths.
+        path (str): The checkpoint file, for the message.
+
+    Returns:
+        nn.Module: The backbone, eval mode, last stage only.
+    """
+    try:
+        return pretrained.build(setting)
+    except CheckpointError:
+        raise
+    except RuntimeError as err:
+        raise _fit_error(path, err) from None
+
+
+def build_configured_backbone(pretrained: PretrainedBackbone,
+                              path: str) -> nn.Module:
+    """The backbone exactly as its config sets it (bits, outputs, ranges).
+
+    Args:
+        pretrained (PretrainedBackbone): From ``load_pretrained`` with the
+            downstream config.
+        path (str): The checkpoint file, for the message.
+
+    Returns:
+        nn.Module: The backbone in eval mode with the checkpoint's weights
+        and frozen activation ranges (when it has them).
+    """
+    cfg = copy.deepcopy(pretrained.backbone_cfg)
+    cfg.pop('init_cfg', None)
+    model = MODELS.build(cfg)
+    check_backbone_state(model, pretrained.state_dict, f"Checkpoint '{path}'")
+    model.load_state_dict(pretrained.state_dict, strict=False)
+    model.eval()
+    return model
+
+
+def _calibrate(model: nn.Module, pretrained: PretrainedBackbone,
+               images: torch.Tensor, batch_size: int, num_batches: int,
+               seed: int) -> List[torch.Tensor]:
+    """Calibrate ``model``; return the calibration batches (for reuse)."""
+    calibrate_backbone(model, images, pretrained.mean, pretrained.std,
+                       batch_size, num_batches, seed)
+    order = torch.randperm(len(images),
+                           generator=torch.Generator().manual_seed(seed))
+    batches = normalized_batches(images, pretrained.mean, pretrained.std,
+                                 batch_size, torch.device('cpu'), order)
+    return [b for _, b in zip(range(num_batches), batches)]
+
+
+def _metadata(pretrained: PretrainedBackbone, bits: str,
+              outputs: Sequence[str], int8_residuals: bool) -> Dict[str, str]:
+    return {
+        'ssql_mm.source': pretrained.name,
+        'ssql_mm.bits': bits,
+        'ssql_mm.mean': json.dumps(list(pretrained.mean)),
+        'ssql_mm.std': json.dumps(list(pretrained.std)),
+        'ssql_mm.outputs': json.dumps(list(outputs)),
+        'ssql_mm.int8_residuals': str(bool(int8_residuals)).lower(),
+    }
+
+
+def _export(model: nn.Module, out: str, outputs: List[str],
+            batches: Optional[List[torch.Tensor]], int8_residuals: bool,
+            opset: int, metadata: Dict[str, str]) -> ExportReport:
+    ranges = None
+    if int8_residuals:
+        if batches is None:
+            raise ValueError('int8 residual mode needs calibration images '
+                             '(--calib-data): residual-input ranges are not '
+                             'stored in checkpoints.')
+        ranges = calibrate_residual_inputs(model, batches)
+    _, report = export_qdq_model(model, out, outputs, opset=opset,
+                                 metadata=metadata, residual_ranges=ranges)
+    return report
+
+
+def export_checkpoint(checkpoint: str,
+                      out: str,
+                      bits: str = '8/8',
+                      head: Optional[str] = None,
+                      calib_images: Optional[torch.Tensor] = None,
+                      config: Optional[str] = None,
+                      calib_batches: int = 10,
+                      batch_size: int = 256,
+                      seed: int = 0,
+                      opset: int = DEFAULT_OPSET,
+                      int8_residuals: bool = False,
+                      save_calibrated_to: Optional[str] = None
+                      ) -> Tuple[ExportReport, nn.Module]:
+    """Export a checkpoint's backbone at ``bits`` as a QDQ feature model.
+
+    Args:
+        checkpoint (str): Any checkpoint ``load_pretrained`` reads (SSQL or
+            float, with ``backbone.*`` weights and a config).
+        out (str): The ``.onnx`` file to write.
+        bits (str): ``'W/A'`` (e.g. ``'8/8'``, ``'4/4'``) or ``'fp'``.
+            Defaults to '8/8'.
+        head (str, optional): Linear-classifier checkpoint; adds a
+            ``logits`` output. Defaults to None.
+        calib_images (Tensor, optional): uint8 ``(N, 3, H, W)`` calibration
+            images. Defaults to None: use the frozen ranges stored in the
+            checkpoint (an error if it has none).
+        config (str, optional): Pretraining config. Defaults to None (the
+            one stored in the checkpoint).
+        calib_batches (int): Calibration batches. Defaults to 10.
+        batch_size (int): Calibration batch size. Defaults to 256.
+        seed (int): Seed of the calibration draw. Defaults to 0.
+        opset (int): ONNX opset. Defaults to 17.
+        int8_residuals (bool): Quantize the inputs of residual additions too
+            (faster, not what PyTorch computes; see ``qdq_export``).
+            Defaults to False.
+        save_calibrated_to (str, optional): Also save the calibrated
+            backbone there (see :func:`save_calibrated`), the exact PyTorch
+            reference of the exported model. Defaults to None.
+
+    Returns:
+        tuple[ExportReport, nn.Module]: What was exported, and the
+        calibrated PyTorch feature model it reproduces.
+    """
+    setting = parse_export_bits(bits)
+    pretrained = load_pretrained(checkpoint, config)
+    backbone = build_backbone(pretrained, setting, checkpoint)
+    batches = None
+    if calib_images is not None and not setting.is_float:
+        batches = _calibrate(backbone, pretrained, calib_images, batch_size,
+                             calib_batches, seed)
+    require_ranges(backbone, f'Checkpoint {checkpoint}')
+    model = FeatureModel(
+        backbone, load_linear_head(head, backbone.feat_dim) if head else None)
+    outputs = ['features'] + (['logits'] if head else [])
+    report = _export(model, out, outputs, batches, int8_residuals, opset,
+                     _metadata(pretrained, setting.name, outputs,
+                               int8_residuals))
+    if save_calibrated_to is not None:
+        save_calibrated(backbone, pretrained.backbone_cfg, pretrained.mean,
+                        pretrained.std, save_calibrated_to)
+    return report, model
+
+
+def export_configured_backbone(config: str,
+                               checkpoint: str,
+                               out: str,
+                               calib_images: Optional[torch.Tensor] = None,
+                               calib_batches: int = 10,
+                               batch_size: int = 8,
+                               seed: int = 0,
+                               opset: int = DEFAULT_OPSET
+                               ) -> Tuple[ExportReport, nn.Module]:
+    """Export a detector's / segmenter's backbone as its config sets it.
+
+    Args:
+        config (str): The mmdet / mmseg (or mmpretrain) config.
+        checkpoint (str): A checkpoint of that model (``backbone.*``
+            weights, with frozen ranges if it was calibrated).
+        out (str): The ``.onnx`` file to write.
+        calib_images (Tensor, optional): uint8 images to calibrate on.
+            Defaults to None (the checkpoint's frozen ranges).
+        calib_batches (int): Calibration batches. Defaults to 10.
+        batch_size (int): Calibration batch size. Defaults to 8.
+        seed (int): Seed of the calibration draw. Defaults to 0.
+        opset (int): ONNX opset. Defaults to 17.
+
+    Returns:
+        tuple[ExportReport, nn.Module]: What was exported, and the backbone.
+    """
+    pretrained = load_pretrained(checkpoint, config)
+    backbone = build_configured_backbone(pretrained, checkpoint)
+    if calib_images is not None:
+        _calibrate(backbone, pretrained, calib_images, batch_size,
+                   calib_batches, seed)
+    require_ranges(backbone, f'Checkpoint {checkpoint}')
+    indices = pretrained.backbone_cfg.get('out_indices', (3, ))
+    indices = [indices] if isinstance(indices, int) else list(indices)
+    outputs = [f'stage{i}' for i in indices]
+    bits = ','.join(sorted({f'{w}/{a}' for w, a in getattr(
+        backbone, 'layer_bits', {}).values()})) or 'fp'
+    report = _export(backbone, out, outputs, None, False, opset,
+                     _metadata(pretrained, bits, outputs, False))
+    return report, backbone
+
+
+def save_calibrated(model: nn.Module, pretrained_cfg: dict,
+                    mean: Sequence[float], std: Sequence[float],
+                    path: str) -> None:
+    """Save a calibrated backbone so the exact reference can be rebuilt.
+
+    The file holds ``backbone.*`` weights with the frozen activation ranges
+    and a config, so ``load_pretrained`` + ``build`` restore the very
+    fake-quantized model that was exported, without calibrating again.
+
+    Args:
+        model (nn.Module): The calibrated backbone.
+        pretrained_cfg (dict): Its float backbone config.
+        mean (Sequence[float]): Normalisation mean, 0-255 scale.
+        std (Sequence[float]): Normalisation std, 0-255 scale.
+        path (str): The file to write.
+    """
+    cfg = Config(dict(model=dict(backbone=pretrained_cfg,
+                                 data_preprocessor=dict(mean=list(mean),
+                                                        std=list(std)))))
+    state = {f'backbone.{k}': v for k, v in model.state_dict().items()}
+    write_checkpoint({'state_dict': state, 'meta': {'cfg': cfg.pretty_text}},
+                     path)

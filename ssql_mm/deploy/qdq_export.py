@@ -1,0 +1,494 @@
+"""Write a fake-quantized PyTorch model as an ONNX model in QDQ form.
+
+The model is traced with ``torch.fx`` (quantized layers are leaves), and
+each traced operation becomes ONNX nodes:
+
+- a quantized conv / linear becomes, for its input,
+  ``QuantizeLinear -> [Clip] -> DequantizeLinear`` (uint8, per tensor; the
+  ``Clip`` on the uint8 codes keeps a b-bit input inside ``[0, 2^b - 1]``),
+  for its weight ``DequantizeLinear`` of an int8 initializer (per output
+  channel, symmetric, zero point 0), then ``Conv`` / ``Gemm``. A quantizer
+  that is off leaves that side float, so float-pinned layers are plain
+  ``Conv`` / ``Gemm`` nodes with float initializers;
+- a BatchNorm right after a conv is folded into it (see ``encoding``);
+- ReLU, max/avg pooling, global pooling, flatten and residual additions map
+  to their ONNX operators; anything else is refused with its name.
+
+Two quantized layers reading the same tensor with the same parameters (a
+block's first conv and its downsample conv) share one Q/DQ pair.
+
+Int8 residual mode (optional, off by default) departs from the PyTorch model
+for speed: integer runtimes fuse ``DQ -> Conv -> Q`` into one integer kernel
+only when the conv output is quantized, and a conv that feeds a residual
+addition is not (the fake-quantized model quantizes layer inputs only). In
+this mode both inputs of every addition are quantized: a tensor that a layer
+already quantizes (the block input on the identity path, as the official
+SSQL code does) through that layer's Q/DQ, any other (the last conv of the
+residual branch, the downsample conv) at 8 bits from a calibrated range.
+"""
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from onnx import TensorProto, helper
+from torch import Tensor, fx, nn
+
+from ssql_mm.quantization import QuantLayerMixin, activation_qparams
+from .encoding import ActivationEncoding, LayerEncoding, encode_layer
+from .onnx_graph import GraphBuilder, check_opset
+
+__all__ = [
+    'DEFAULT_OPSET', 'RESIDUAL_BITS', 'ExportReport', 'trace_model',
+    'calibrate_residual_inputs', 'export_qdq_model'
+]
+
+DEFAULT_OPSET = 17
+# Bit-width of the extra residual-input quantization (int8 residual mode).
+RESIDUAL_BITS = 8
+_ADD = (operator.add, operator.iadd, torch.add)
+_PASS_THROUGH = (nn.Identity, nn.Dropout)
+_SUPPORTED = ('Conv2d / Linear (quantized or float), BatchNorm2d, ReLU, '
+              'MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Identity, Dropout, '
+              'add, relu, flatten(x, 1), mean over (2, 3)')
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_qdq_model` wrote.
+
+    Args:
+        outputs (list[str]): Graph output names, in order.
+        quantized (dict[str, tuple]): Per quantized layer, its exported
+            ``(w_bits, a_bits)`` (None for a float side).
+        float_layers (list[str]): Conv/linear layers exported in float.
+        folded_bn (dict[str, str]): BatchNorm name -> conv it was folded into.
+        clipped_inputs (list[str]): Layers whose sub-8-bit input codes are
+            clipped to the b-bit range.
+        float_bias (list[str]): Quantized layers whose bias stayed float
+            because its int32 codes would overflow.
+        residual_inputs (list[str]): Traced values quantized to 8 bits only
+            because they enter a residual addition (int8 residual mode).
+        opset (int): The default-domain opset.
+    """
+    outputs: List[str] = field(default_factory=list)
+    quantized: Dict[str, Tuple[Optional[int], Optional[int]]] = field(
+        default_factory=dict)
+    float_layers: List[str] = field(default_factory=list)
+    folded_bn: Dict[str, str] = field(default_factory=dict)
+    clipped_inputs: List[str] = field(default_factory=list)
+    float_bias: List[str] = field(default_factory=list)
+    residual_inputs: List[str] = field(default_factory=list)
+    opset: int = DEFAULT_OPSET
+
+
+class _QuantLeafTracer(fx.Tracer):
+    """Traces through containers; stops at (quantized) conv/linear layers."""
+
+    def is_leaf_module(self, module: nn.Module, qualname: str) -> bool:
+        return isinstance(module, QuantLayerMixin) or super().is_leaf_module(
+            module, qualname)
+
+
+def _pair(value: Any) -> List[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [value, value]
+
+
+class _Emitter:
+    """Walks the traced graph and writes ONNX nodes."""
+
+    def __init__(self, model: nn.Module, graph: fx.Graph,
+                 residual_ranges: Optional[Dict[str, Tuple[float, float]]]
+                 ) -> None:
+        self.model = model
+        self.residual_ranges = residual_ranges
+        self.modules = dict(model.named_modules())
+        self.graph = graph
+        self.b = GraphBuilder()
+        self.report = ExportReport()
+        self.env: Dict[fx.Node, Any] = {}
+        self._qdq_cache: Dict[Tuple[str, tuple], str] = {}
+        self._dq_outputs: set = set()
+        self._bn_of = self._find_conv_bn_pairs()
+
+    # ----------------------------------------------------------- structure
+    def _module(self, node: fx.Node) -> Optional[nn.Module]:
+        return self.modules[node.target] if node.op == 'call_module' else None
+
+    def _find_conv_bn_pairs(self) -> Dict[fx.Node, fx.Node]:
+        """conv node -> the BN node that alone consumes its output."""
+        pairs = {}
+        for node in self.graph.nodes:
+            if not isinstance(self._module(node), nn.Conv2d):
+                continue
+            users = list(node.users)
+            if len(users) == 1 and isinstance(self._module(users[0]),
+                                              nn.BatchNorm2d):
+                pairs[node] = users[0]
+        return pairs
+
+    # ------------------------------------------------------------- emission
+    def _unsupported(self, node: fx.Node, what: str) -> ValueError:
+        return ValueError(f'Cannot export {what} (traced as {node.name!r}) to '
+                          f'ONNX; the exporter supports {_SUPPORTED}.')
+
+    def _qdq(self, x: str, enc: ActivationEncoding, prefix: str) -> str:
+        key = (x, enc.key)
+        if key in self._qdq_cache:
+            return self._qdq_cache[key]
+        b = self.b
+        scale = b.constant(f'{prefix}.input_scale', np.array(
+            enc.scale, dtype=np.float32))
+        zero = b.constant(f'{prefix}.input_zero_point', np.array(
+            enc.zero_point, dtype=np.uint8))
+        codes = b.node('QuantizeLinear', [x, scale, zero],
+                       f'{prefix}/input/QuantizeLinear')
+        if enc.qmax < 255:
+            low = b.constant(f'{prefix}.input_code_min',
+                             np.array(0, dtype=np.uint8))
+            high = b.constant(f'{prefix}.input_code_max',
+                              np.array(enc.qmax, dtype=np.uint8))
+            codes = b.node('Clip', [codes, low, high],
+                           f'{prefix}/input/Clip')
+            self.report.clipped_inputs.append(prefix)
+        out = b.node('DequantizeLinear', [codes, scale, zero],
+                     f'{prefix}/input/DequantizeLinear')
+        self._qdq_cache[key] = out
+        self._dq_outputs.add(out)
+        return out
+
+    def _residual_input(self, node: fx.Node, value: str) -> str:
+        """An input of a residual addition, quantized (int8 residual mode).
+
+        A tensor that some layer already quantizes (the block input on the
+        identity path) is read through that layer's Q/DQ, as the official
+        SSQL code adds the quantized block input; any other (a conv output)
+        gets an 8-bit Q/DQ from its calibrated range.
+        """
+        if value in self._dq_outputs:
+            return value
+        for (x, _), dq in self._qdq_cache.items():
+            if x == value:
+                return dq
+        if node.name not in self.residual_ranges:
+            raise ValueError(f'No calibrated range for residual input '
+                             f'{node.name!r}; calibrate the residual inputs '
+                             'of this very model (calibrate_residual_inputs).')
+        low, high = self.residual_ranges[node.name]
+        scale, zero, degenerate = activation_qparams(
+            torch.tensor(low), torch.tensor(high), RESIDUAL_BITS)
+        if bool(degenerate):
+            return value
+        self.report.residual_inputs.append(node.name)
+        enc = ActivationEncoding(RESIDUAL_BITS, float(scale), int(zero))
+        return self._qdq(value, enc, f'{node.name}.residual')
+
+    def _weight(self, enc: LayerEncoding) -> str:
+        b, name = self.b, enc.name
+        if enc.codes is None:
+            return b.constant(f'{name}.weight', enc.weight.astype(np.float32))
+        codes = b.constant(f'{name}.weight_codes', enc.codes)
+        scale = b.constant(f'{name}.weight_scale', enc.weight_scale)
+        zero = b.constant(f'{name}.weight_zero_point',
+                          np.zeros(enc.codes.shape[0], dtype=np.int8))
+        return b.node('DequantizeLinear', [codes, scale, zero],
+                      f'{name}/weight/DequantizeLinear', axis=0)
+
+    def _bias(self, enc: LayerEncoding) -> Optional[str]:
+        b, name = self.b, enc.name
+        if enc.bias is None:
+            return None
+        if enc.bias_codes is None:
+            if enc.input is not None and enc.codes is not None:
+                self.report.float_bias.append(name)
+            return b.constant(f'{name}.bias', enc.bias.astype(np.float32))
+        codes = b.constant(f'{name}.bias_codes', enc.bias_codes)
+        scale = b.constant(
+            f'{name}.bias_scale',
+            (np.float32(enc.input.scale) * enc.weight_scale).astype(
+                np.float32))
+        zero = b.constant(f'{name}.bias_zero_point',
+                          np.zeros(enc.bias_codes.shape[0], dtype=np.int32))
+        return b.node('DequantizeLinear', [codes, scale, zero],
+                      f'{name}/bias/DequantizeLinear', axis=0)
+
+    def _layer(self, node: fx.Node, layer: nn.Module, x: str) -> str:
+        bn_node = self._bn_of.get(node)
+        bn = self.modules[bn_node.target] if bn_node is not None else None
+        enc = encode_layer(node.target, layer, bn)
+        if bn_node is not None:
+            self.report.folded_bn[bn_node.target] = node.target
+        if enc.quantized:
+            self.report.quantized[enc.name] = (
+                enc.w_bits, enc.input.bits if enc.input else None)
+        else:
+            self.report.float_layers.append(enc.name)
+        if enc.input is not None:
+            x = self._qdq(x, enc.input, enc.name)
+        inputs = [x, self._weight(enc)]
+        bias = self._bias(enc)
+        if bias is not None:
+            inputs.append(bias)
+        if isinstance(layer, nn.Linear):
+            return self.b.node('Gemm', inputs, f'{enc.name}/Gemm', transB=1)
+        if layer.padding_mode != 'zeros' or isinstance(layer.padding, str):
+            raise self._unsupported(
+                node, f'conv {enc.name!r} with padding {layer.padding!r} / '
+                f'mode {layer.padding_mode!r} (zero padding by numbers only)')
+        pads = _pair(layer.padding)
+        return self.b.node(
+            'Conv', inputs, f'{enc.name}/Conv',
+            kernel_shape=_pair(layer.kernel_size), strides=_pair(layer.stride),
+            pads=pads + pads, dilations=_pair(layer.dilation),
+            group=layer.groups)
+
+    def _call_module(self, node: fx.Node, args: list) -> Any:
+        module = self._module(node)
+        name = node.target
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            return self._layer(node, module, args[0])
+        if isinstance(module, nn.BatchNorm2d):
+            if node.args[0] in self._bn_of and self._bn_of[
+                    node.args[0]] is node:
+                return args[0]
+            return self._batch_norm(node, module, args[0])
+        if isinstance(module, nn.ReLU):
+            return self.b.node('Relu', [args[0]], f'{name}/Relu')
+        if isinstance(module, _PASS_THROUGH):
+            return args[0]
+        if isinstance(module, nn.MaxPool2d) and not module.return_indices:
+            pads = _pair(module.padding)
+            return self.b.node(
+                'MaxPool', [args[0]], f'{name}/MaxPool',
+                kernel_shape=_pair(module.kernel_size),
+                strides=_pair(module.stride), pads=pads + pads,
+                dilations=_pair(module.dilation),
+                ceil_mode=int(module.ceil_mode))
+        if isinstance(module, nn.AvgPool2d) and (module.divisor_override
+                                                 is None):
+            pads = _pair(module.padding)
+            return self.b.node(
+                'AveragePool', [args[0]], f'{name}/AveragePool',
+                kernel_shape=_pair(module.kernel_size),
+                strides=_pair(module.stride), pads=pads + pads,
+                ceil_mode=int(module.ceil_mode),
+                count_include_pad=int(module.count_include_pad))
+        if isinstance(module, nn.AdaptiveAvgPool2d) and _pair(
+                module.output_size) == [1, 1]:
+            return self.b.node('GlobalAveragePool', [args[0]],
+                               f'{name}/GlobalAveragePool')
+        raise self._unsupported(node, f'module {name!r} '
+                                f'({type(module).__name__})')
+
+    def _batch_norm(self, node: fx.Node, bn: nn.BatchNorm2d, x: str) -> str:
+        b, name = self.b, node.target
+        ones = torch.ones_like(bn.running_var)
+        params = [
+            bn.weight if bn.weight is not None else ones,
+            bn.bias if bn.bias is not None else torch.zeros_like(ones),
+            bn.running_mean, bn.running_var
+        ]
+        names = [
+            b.constant(f'{name}.{key}', p.detach().float().cpu().numpy())
+            for key, p in zip(('weight', 'bias', 'running_mean',
+                               'running_var'), params)
+        ]
+        return b.node('BatchNormalization', [x] + names,
+                      f'{name}/BatchNormalization', epsilon=bn.eps)
+
+    def _flatten(self, node: fx.Node, args: list, kwargs: dict) -> str:
+        start = args[1] if len(args) > 1 else kwargs.get('start_dim', 0)
+        end = args[2] if len(args) > 2 else kwargs.get('end_dim', -1)
+        if start != 1 or end != -1:
+            raise self._unsupported(node, f'flatten({start}, {end})')
+        return self.b.node('Flatten', [args[0]], f'{node.name}/Flatten',
+                           axis=1)
+
+    def _call_function(self, node: fx.Node, args: list,
+                       kwargs: dict) -> Any:
+        fn = node.target
+        if fn is operator.getitem:
+            return args[0][args[1]]
+        if fn in _ADD and not kwargs and all(isinstance(a, str) for a in args):
+            if self.residual_ranges is not None:
+                args = [self._residual_input(n, v)
+                        for n, v in zip(node.args, args)]
+            return self.b.node('Add', args, f'{node.name}/Add')
+        if fn in (torch.relu, F.relu) and len(args) == 1:
+            return self.b.node('Relu', args, f'{node.name}/Relu')
+        if fn is torch.flatten:
+            return self._flatten(node, args, kwargs)
+        raise self._unsupported(node, f'function {getattr(fn, "__name__", fn)}')
+
+    def _call_method(self, node: fx.Node, args: list, kwargs: dict) -> Any:
+        method = node.target
+        if method == 'relu' and len(args) == 1:
+            return self.b.node('Relu', args, f'{node.name}/Relu')
+        if method == 'flatten':
+            return self._flatten(node, args, kwargs)
+        if method == 'mean':
+            dims = args[1] if len(args) > 1 else kwargs.get('dim')
+            if tuple(dims or ()) in ((2, 3), (-2, -1)) and not kwargs.get(
+                    'keepdim', False):
+                pooled = self.b.node('GlobalAveragePool', [args[0]],
+                                     f'{node.name}/GlobalAveragePool')
+                return self.b.node('Flatten', [pooled],
+                                   f'{node.name}/Flatten', axis=1)
+        raise self._unsupported(node, f'method .{method}()')
+
+    def _value(self, arg: Any) -> Any:
+        return fx.node.map_arg(arg, lambda n: self.env[n])
+
+    def run(self, input_name: str) -> List[str]:
+        outputs: List[str] = []
+        placeholders = [n for n in self.graph.nodes if n.op == 'placeholder']
+        if len(placeholders) != 1:
+            raise ValueError('The exported model must take exactly one '
+                             f'input tensor, its forward takes '
+                             f'{len(placeholders)}.')
+        for node in self.graph.nodes:
+            if node.op == 'placeholder':
+                self.env[node] = input_name
+            elif node.op == 'output':
+                outputs = _flat_values(self._value(node.args[0]))
+            else:
+                args = list(self._value(node.args))
+                kwargs = dict(self._value(node.kwargs))
+                if node.op == 'call_module':
+                    self.env[node] = self._call_module(node, args)
+                elif node.op == 'call_function':
+                    self.env[node] = self._call_function(node, args, kwargs)
+                elif node.op == 'call_method':
+                    self.env[node] = self._call_method(node, args, kwargs)
+                else:
+                    raise self._unsupported(node, f'{node.op} {node.target}')
+        return outputs
+
+
+def trace_model(model: nn.Module) -> fx.Graph:
+    """Trace ``model`` in eval mode with (quantized) conv/linear as leaves.
+
+    Args:
+        model (nn.Module): The model.
+
+    Returns:
+        fx.Graph: The traced graph.
+    """
+    model.eval()
+    return _QuantLeafTracer().trace(model)
+
+
+@torch.no_grad()
+def calibrate_residual_inputs(model: nn.Module, batches: Iterable[Tensor]
+                              ) -> Dict[str, Tuple[float, float]]:
+    """Min/max of every tensor entering a residual addition.
+
+    The model runs as it computes now (its quantizers act), in eval mode.
+
+    Args:
+        model (nn.Module): The model to export.
+        batches (Iterable[Tensor]): Input batches.
+
+    Returns:
+        dict[str, tuple[float, float]]: Traced node name -> (min, max).
+    """
+    graph = trace_model(model)
+    targets = {
+        arg.name for node in graph.nodes
+        if node.op == 'call_function' and node.target in _ADD
+        for arg in node.args if isinstance(arg, fx.Node)
+    }
+    ranges: Dict[str, Tuple[float, float]] = {}
+
+    class _Recorder(fx.Interpreter):
+
+        def run_node(self, n: fx.Node) -> Any:
+            out = super().run_node(n)
+            if n.name in targets:
+                low, high = (float(v) for v in torch.aminmax(out.detach()))
+                if n.name in ranges:
+                    low = min(low, ranges[n.name][0])
+                    high = max(high, ranges[n.name][1])
+                ranges[n.name] = (low, high)
+            return out
+
+    module = fx.GraphModule(model, graph)
+    seen = 0
+    for batch in batches:
+        _Recorder(module).run(batch)
+        seen += 1
+    if seen == 0:
+        raise ValueError('calibrate_residual_inputs() received no batch.')
+    return ranges
+
+
+def _flat_values(value: Any) -> List[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [v for item in value for v in _flat_values(item)]
+    raise ValueError(f'The model returns {type(value).__name__}; the export '
+                     'needs tensors or (nested) tuples/lists of tensors.')
+
+
+@torch.no_grad()
+def export_qdq_model(model: nn.Module,
+                     path: Optional[str] = None,
+                     output_names: Optional[Sequence[str]] = None,
+                     in_channels: int = 3,
+                     opset: int = DEFAULT_OPSET,
+                     metadata: Optional[Dict[str, str]] = None,
+                     input_name: str = 'input',
+                     residual_ranges: Optional[Dict[str, Tuple[float,
+                                                               float]]] = None
+                     ) -> Tuple[onnx.ModelProto, ExportReport]:
+    """Export ``model`` as it computes now (eval mode) to a QDQ ONNX model.
+
+    Quantizers are exported as they act: a quantized layer in ``quantize``
+    mode with its frozen or recorded range becomes QDQ nodes, a quantizer
+    that is off stays float. The model itself is not changed (it is put in
+    eval mode).
+
+    Args:
+        model (nn.Module): The model, one image tensor in, tensors out.
+        path (str, optional): Where to write the ``.onnx`` file. Defaults to
+            None (not written).
+        output_names (Sequence[str], optional): One name per output tensor.
+            Defaults to None (``output`` or ``output0``, ``output1``, ...).
+        in_channels (int): Channels of the input ``(N, C, H, W)``; N, H, W
+            stay dynamic. Defaults to 3.
+        opset (int): Default-domain opset, at least 13. Defaults to 17.
+        metadata (dict[str, str], optional): Stored as ``metadata_props``.
+            Defaults to None.
+        input_name (str): Name of the graph input. Defaults to 'input'.
+        residual_ranges (dict, optional): Int8 residual mode: ranges from
+            :func:`calibrate_residual_inputs`; both inputs of every residual
+            addition are then quantized (see the module doc). Defaults to
+            None (the graph computes what the PyTorch model computes).
+
+    Returns:
+        tuple[ModelProto, ExportReport]: The model and what was exported.
+    """
+    opset = check_opset(opset)
+    graph = trace_model(model)
+    emitter = _Emitter(model, graph, residual_ranges)
+    values = emitter.run(input_name)
+    if output_names is None:
+        output_names = (['output'] if len(values) == 1 else
+                        [f'output{i}' for i in range(len(values))])
+    if len(output_names) != len(values):
+        raise ValueError(f'The model has {len(values)} outputs but '
+                         f'{len(output_names)} output names were given.')
+    graph_input = helper.make_tensor_value_info(
+        input_name, TensorProto.FLOAT, ['N', in_channels, 'H', 'W'])
+    onnx_model = emitter.b.model([graph_input],
+                                 dict(zip(output_names, values)), opset,
+                                 type(model).__name__, metadata)
+    report = emitter.report
+    report.outputs, report.opset = list(output_names), opset
+    if path is not None:
+        onnx.save(onnx_model, path)
+    return onnx_model, report

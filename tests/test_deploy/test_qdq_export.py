@@ -1,0 +1,248 @@
+"""QDQ export of quantized ResNets: graph structure and parity in onnxruntime."""
+import numpy as np
+import onnx
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+from onnx import numpy_helper
+from torch import nn
+
+import ssql_mm.models  # noqa: F401
+from ssql_mm.deploy import (OnnxRunner, calibrate_residual_inputs,
+                            export_qdq_model, optimized_op_counts,
+                            output_parity)
+from ssql_mm.quantization import calibrate, quant_layers
+
+
+def tiny_resnet(w_bits, a_bits, overrides=None, seed=0, **kwargs):
+    """A narrow CIFAR ResNet-18 with non-trivial BN statistics, calibrated."""
+    torch.manual_seed(seed)
+    cfg = dict(type='QuantResNet_CIFAR', depth=18, base_channels=8,
+               w_bits=w_bits, a_bits=a_bits, out_indices=(1, 3))
+    cfg.update(kwargs)
+    if overrides is not None:
+        cfg['overrides'] = overrides
+    model = MODELS.build(cfg)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.3, 0.3)
+            module.running_var.uniform_(0.5, 2.0)
+            # some negative BN factors: folded into negative weight scales
+            module.weight.data.uniform_(-0.5, 1.5)
+            module.bias.data.uniform_(-0.3, 0.3)
+    model.eval()
+    calibrate(model, [torch.randn(8, 3, 16, 16) for _ in range(2)])
+    return model
+
+
+def export(model, tmp_path, name='model.onnx', **kwargs):
+    path = str(tmp_path / name)
+    onnx_model, report = export_qdq_model(model, path, **kwargs)
+    return path, onnx_model, report
+
+
+class Graph:
+    """Producers and initializers of an ONNX graph, for structural checks."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.inits = {t.name: numpy_helper.to_array(t)
+                      for t in model.graph.initializer}
+        self.producer = {out: n for n in model.graph.node for out in n.output}
+        self.nodes = list(model.graph.node)
+
+    def conv(self, layer_name):
+        found = [n for n in self.nodes
+                 if n.op_type == 'Conv' and n.name == f'{layer_name}/Conv']
+        assert len(found) == 1, layer_name
+        return found[0]
+
+    def op(self, value):
+        node = self.producer.get(value)
+        return node.op_type if node is not None else None
+
+
+def fake_quant_codes(weight, bits):
+    """Integer codes by the definition (symmetric per channel, half-range)."""
+    max_abs = weight.abs().flatten(1).max(1).values
+    scale = max_abs / ((2**bits - 1) / 2)
+    fq = torch.fake_quantize_per_channel_affine(
+        weight, scale, torch.zeros_like(scale, dtype=torch.int32), 0,
+        -2**(bits - 1), 2**(bits - 1) - 1)
+    return fq, scale
+
+
+def bn_name(conv_name):
+    """The BatchNorm after a conv in mmpretrain's ResNet."""
+    if conv_name.endswith('downsample.0'):
+        return conv_name[:-1] + '1'
+    head, _, tail = conv_name.rpartition('conv')
+    return f'{head}bn{tail}'
+
+
+def test_8w8a_graph_has_integer_weights_and_qdq_inputs(tmp_path):
+    model = tiny_resnet(8, 8)
+    _, onnx_model, report = export(model, tmp_path)
+    graph = Graph(onnx_model)
+    layers = dict(quant_layers(model))
+    assert set(report.quantized) == set(layers)
+    for name, layer in layers.items():
+        conv = graph.conv(name)
+        w_dq = graph.producer[conv.input[1]]
+        assert w_dq.op_type == 'DequantizeLinear'
+        codes, scale = graph.inits[w_dq.input[0]], graph.inits[w_dq.input[1]]
+        assert codes.dtype == np.int8 and codes.shape == tuple(
+            layer.weight.shape)
+        assert scale.shape == (layer.weight.shape[0], )
+        assert not graph.inits[w_dq.input[2]].any()  # symmetric
+        # codes are PyTorch's fake-quant weight in units of its scale, and
+        # the stored scale carries the folded BatchNorm factor
+        fq, w_scale = fake_quant_codes(layer.weight.detach(), 8)
+        assert torch.equal(torch.from_numpy(codes.astype(np.float32)),
+                           torch.round(fq / w_scale.view(-1, 1, 1, 1)))
+        bn = model.get_submodule(bn_name(name))
+        g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        torch.testing.assert_close(torch.from_numpy(scale),
+                                   (w_scale * g).detach().float())
+        x_in = graph.producer.get(conv.input[0])
+        if name == 'conv1':  # the image stays float (paper assignment)
+            assert conv.input[0] == 'input'
+        else:
+            assert x_in.op_type == 'DequantizeLinear'
+            q = graph.producer[x_in.input[0]]
+            assert q.op_type == 'QuantizeLinear'
+            assert graph.inits[q.input[2]].dtype == np.uint8
+    # BN folded: no BatchNormalization left, no Clip at 8 bits
+    ops = {n.op_type for n in graph.nodes}
+    assert 'BatchNormalization' not in ops and 'Clip' not in ops
+    assert len(report.folded_bn) == len(layers)
+
+
+@pytest.mark.parametrize('bits', [(8, 8), (4, 4), (2, 4)])
+def test_onnxruntime_matches_fake_quant(tmp_path, bits):
+    model = tiny_resnet(*bits)
+    path, _, _ = export(model, tmp_path, output_names=['s1', 's3'])
+    runner = OnnxRunner(path, threads=1)
+    x = torch.randn(6, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+    out = runner(x)
+    for name, r in zip(('s1', 's3'), ref):
+        stats = output_parity(r, torch.from_numpy(out[name]), bits[1])
+        assert stats.within_one_step >= 0.999, (name, stats)
+        assert stats.mean_abs_diff < 0.05 * stats.step, (name, stats)
+
+
+def test_4w4a_codes_and_clipped_inputs(tmp_path):
+    model = tiny_resnet(4, 4)
+    _, onnx_model, report = export(model, tmp_path)
+    graph = Graph(onnx_model)
+    for name, layer in quant_layers(model):
+        conv = graph.conv(name)
+        codes = graph.inits[graph.producer[conv.input[1]].input[0]]
+        w_bits = layer.weight_quant.bits
+        assert codes.min() >= -2**(w_bits - 1)
+        assert codes.max() <= 2**(w_bits - 1) - 1
+        if name == 'conv1':
+            assert w_bits == 8 and codes.max() > 7  # stem stays 8-bit
+            continue
+        dq = graph.producer[conv.input[0]]
+        feeder = graph.producer[dq.input[0]]
+        if layer.input_quant.bits == 4:
+            assert feeder.op_type == 'Clip'
+            assert int(graph.inits[feeder.input[2]]) == 15
+            assert graph.op(feeder.input[0]) == 'QuantizeLinear'
+        else:  # layer1.0.conv1 reads the stem output at 8 bits
+            assert layer.input_quant.bits == 8
+            assert feeder.op_type == 'QuantizeLinear'
+    assert 'layer1.0.conv1' not in report.clipped_inputs
+    assert 'layer1.0.conv2' in report.clipped_inputs
+
+
+def test_sub8bit_inputs_outside_calibrated_range_are_clipped(tmp_path):
+    # Inputs far outside the calibration range: without the 4-bit clip the
+    # uint8 codes would run up to 255 and the outputs would diverge.
+    model = tiny_resnet(4, 4)
+    path, _, _ = export(model, tmp_path, output_names=['s1', 's3'])
+    x = 6 * torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x)[1]
+    out = torch.from_numpy(OnnxRunner(path, threads=1)(x)['s3'])
+    stats = output_parity(ref, out, 4)
+    assert stats.within_one_step >= 0.999, stats
+
+
+def test_float_pinned_layer_has_no_qdq(tmp_path):
+    pinned = 'layer2.0.conv1'
+    overrides = [dict(name='conv1', w_bits=8, a_bits=None),
+                 dict(name=pinned, w_bits=None, a_bits=None)]
+    model = tiny_resnet(4, 4, overrides=overrides)
+    _, onnx_model, report = export(model, tmp_path)
+    graph = Graph(onnx_model)
+    conv = graph.conv(pinned)
+    assert graph.inits[conv.input[1]].dtype == np.float32
+    assert conv.input[1] not in graph.producer  # an initializer, no DQ
+    assert graph.op(conv.input[0]) != 'DequantizeLinear'
+    assert report.float_layers == [pinned]
+    assert pinned not in report.quantized
+
+
+def test_int8_residual_mode_runs_every_block_conv_as_integer(tmp_path):
+    model = tiny_resnet(8, 8)
+    batches = [torch.randn(8, 3, 16, 16) for _ in range(2)]
+    faithful, _, _ = export(model, tmp_path, 'faithful.onnx')
+    ranges = calibrate_residual_inputs(model, batches)
+    fast, _, report = export(model, tmp_path, 'fast.onnx',
+                             residual_ranges=ranges)
+    assert report.residual_inputs
+    convs = len(list(quant_layers(model)))
+    faithful_ops = optimized_op_counts(faithful)
+    fast_ops = optimized_op_counts(fast)
+    assert fast_ops['QLinearConv'] == convs - 1  # all but the float-input stem
+    assert faithful_ops['QLinearConv'] < fast_ops['QLinearConv']
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x)[-1]
+    out = torch.from_numpy(OnnxRunner(fast, threads=1)(x)['output1'])
+    assert output_parity(ref, out, 8).within_one_step > 0.9
+
+
+def test_avg_down_resnet_v1d_exports(tmp_path):
+    model = tiny_resnet(8, 8, type='QuantResNetV1d', depth=18,
+                        base_channels=8, stem_channels=8)
+    path, _, report = export(model, tmp_path, output_names=['s1', 's3'])
+    assert not report.float_layers
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)[1]
+    out = torch.from_numpy(OnnxRunner(path, threads=1)(x)['s3'])
+    assert output_parity(ref, out, 8).within_one_step >= 0.999
+
+
+def test_bad_input_gives_clear_errors(tmp_path):
+    model = tiny_resnet(8, 8)
+    with pytest.raises(ValueError, match='opset 12 is too old.*13'):
+        export(model, tmp_path, opset=12)
+    with pytest.raises(ValueError, match='2 outputs but 1 output names'):
+        export(model, tmp_path, output_names=['only'])
+
+    uncalibrated = MODELS.build(dict(type='QuantResNet_CIFAR', depth=18,
+                                     base_channels=8, w_bits=4, a_bits=4))
+    with pytest.raises(ValueError, match='no activation range.*--calib-data'):
+        export(uncalibrated, tmp_path)
+
+    sixteen = tiny_resnet(16, 16)
+    with pytest.raises(ValueError, match='16-bit.*2-8 bits'):
+        export(sixteen, tmp_path)
+
+    class WithSigmoid(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.act = nn.Sigmoid()
+
+        def forward(self, x):
+            return self.act(self.conv(x))
+
+    with pytest.raises(ValueError, match="module 'act' \\(Sigmoid\\)"):
+        export(WithSigmoid(), tmp_path)

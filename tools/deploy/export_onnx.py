@@ -1,0 +1,111 @@
+"""Export a checkpoint's backbone at a chosen bit-width to a QDQ ONNX model.
+
+Examples::
+
+    # SSL / classification checkpoint -> feature model (output 'features')
+    python tools/deploy/export_onnx.py CKPT --bits 8/8 \
+        --calib-data data/cifar10/train --out model.onnx
+    # with a linear classifier (adds output 'logits')
+    python tools/deploy/export_onnx.py CKPT --bits 4/4 --head linear.pth \
+        --calib-data data/cifar10/train --out model.onnx
+    # a detector's / segmenter's backbone as its config sets it
+    python tools/deploy/export_onnx.py DET_CKPT --config DET_CONFIG \
+        --as-configured --out backbone.onnx
+
+Without --calib-data the frozen activation ranges stored in the checkpoint
+are used.
+"""
+import argparse
+import os.path as osp
+
+from ssql_mm.checkpoint import report_errors
+from ssql_mm.deploy import DEFAULT_OPSET, ExportReport
+from ssql_mm.deploy.pipeline import (export_checkpoint,
+                                     export_configured_backbone,
+                                     parse_export_bits)
+from ssql_mm.evaluation import load_split
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('checkpoint', help='checkpoint with backbone weights')
+    parser.add_argument('--out', required=True, help='the .onnx file')
+    parser.add_argument('--bits', default='8/8',
+                        help="'W/A' (2-8 bits each, 0 = float) or 'fp' "
+                        '(default: %(default)s)')
+    parser.add_argument('--head', help='linear-classifier checkpoint '
+                        '(head.fc.*): adds a logits output')
+    parser.add_argument('--calib-data',
+                        help='calibration images: a folder of class '
+                        'sub-folders (e.g. data/cifar10/train)')
+    parser.add_argument('--calib-batches', type=int, default=10)
+    parser.add_argument('--batch-size', type=int, default=256,
+                        help='calibration batch size')
+    parser.add_argument('--img-size', type=int,
+                        help='resize + centre crop calibration images')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--config', help='the model config (default: the '
+                        "config stored in the checkpoint's meta)")
+    parser.add_argument('--as-configured', action='store_true',
+                        help="export the config's backbone as configured "
+                        '(bits, out_indices, frozen ranges): for mmdet / '
+                        'mmseg backbones; --bits and --head do not apply')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
+    parser.add_argument('--int8-residuals', action='store_true',
+                        help='also quantize the inputs of residual additions '
+                        '(faster; departs from the PyTorch model)')
+    parser.add_argument('--save-calibrated',
+                        help='also save the calibrated backbone (the exact '
+                        'PyTorch reference for tools/deploy/eval_onnx.py)')
+    return parser.parse_args()
+
+
+def summary(report: ExportReport, path: str) -> str:
+    bits = sorted({f'{w or "fp"}w{a or "fp"}a'
+                   for w, a in report.quantized.values()})
+    lines = [
+        f'wrote {path} ({osp.getsize(path) / 2**20:.2f} MiB, opset '
+        f'{report.opset}), outputs {report.outputs}',
+        f'quantized layers: {len(report.quantized)} ({", ".join(bits)}); '
+        f'float layers: {len(report.float_layers)}; BatchNorms folded: '
+        f'{len(report.folded_bn)}',
+    ]
+    if report.clipped_inputs:
+        lines.append(f'sub-8-bit inputs clipped in the integer domain: '
+                     f'{len(report.clipped_inputs)}')
+    if report.residual_inputs:
+        lines.append(f'residual inputs quantized (int8 residual mode): '
+                     f'{len(report.residual_inputs)}')
+    if report.float_bias:
+        lines.append(f'bias kept float (int32 overflow): {report.float_bias}')
+    return '\n'.join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    with report_errors('export_onnx', (ValueError, FileNotFoundError)):
+        if not args.as_configured:
+            parse_export_bits(args.bits)
+        images = None
+        if args.calib_data:
+            images = load_split(args.calib_data, args.img_size).images
+        if args.as_configured:
+            if args.config is None:
+                raise ValueError('--as-configured needs --config (the mmdet '
+                                 '/ mmseg config of the checkpoint).')
+            if args.head or args.int8_residuals:
+                raise ValueError('--head and --int8-residuals do not apply '
+                                 'with --as-configured.')
+            report, _ = export_configured_backbone(
+                args.config, args.checkpoint, args.out, images,
+                args.calib_batches, args.batch_size, args.seed, args.opset)
+        else:
+            report, _ = export_checkpoint(
+                args.checkpoint, args.out, args.bits, args.head, images,
+                args.config, args.calib_batches, args.batch_size, args.seed,
+                args.opset, args.int8_residuals, args.save_calibrated)
+    print(summary(report, args.out))
+
+
+if __name__ == '__main__':
+    main()
