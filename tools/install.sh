@@ -94,4 +94,19 @@ else
   pip_install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
   pip_install --no-deps -e "$ROOT"
 fi
+
+# 4. The deploy extra: onnx and onnxruntime (pins live in requirements/deploy.txt).
+deploy_ok() {
+  "$PY" - "$ROOT/requirements/deploy.txt" <<'PYEOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+pins = [l.split('#')[0].strip() for l in open(sys.argv[1])]
+sys.exit(0 if all(version(p.split('==')[0]) == p.split('==')[1] for p in pins if p) else 1)
+PYEOF
+}
+if deploy_ok; then
+  log "deploy extra (onnx, onnxruntime) already installed"
+else
+  pip_install -r "$ROOT/requirements/deploy.txt" "numpy<2"
+fi
 log "done: $("$PY" -c 'import torch, mmcv, mmengine, mmpretrain, mmdet, mmseg, ssql_mm; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmengine", mmengine.__version__, "mmpretrain", mmpretrain.__version__, "mmdet", mmdet.__version__, "mmseg", mmseg.__version__, "ssql_mm", ssql_mm.__version__)')"
