@@ -15,9 +15,8 @@ from mmengine.logging import MMLogger
 
 from ssql_mm.checkpoint import CheckpointError
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
+from ssql_mm.evaluation.bit_settings import PAPER_BIT_SETTINGS
 from ssql_mm.evaluation.report import format_table, write_report
-
-DEFAULT_BITS = ['fp', '8/8', '6/6', '5/5', '4/4', '3/3', '2/4']
 
 
 def positive_int(text: str) -> int:
@@ -36,7 +35,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoints', nargs='+', help='checkpoint files')
     parser.add_argument('--data', required=True,
                         help='folder with train/<class>/ and test/<class>/')
-    parser.add_argument('--bits', nargs='+', default=DEFAULT_BITS,
+    parser.add_argument('--bits', nargs='+', default=list(PAPER_BIT_SETTINGS),
                         help="settings 'fp' or 'W/A' (default: %(default)s)")
     parser.add_argument('--knn', action='store_true', help='kNN top-1')
     parser.add_argument('--linear', action='store_true',

@@ -3,13 +3,15 @@ import os
 import re
 from typing import List, Optional, Union
 
+from ssql_mm.evaluation.bit_settings import (PAPER_BIT_SETTINGS,
+                                            parse_bit_setting)
 from .model_index import ModelEntry, load_model_index
 
 __all__ = ['model_zoo_table', 'model_zoo_markdown', 'BIT_SETTINGS']
 
 PathLike = Union[str, os.PathLike]
 # Column order of the settings the paper reports; others follow, sorted.
-BIT_SETTINGS = ('FP', '8w8a', '6w6a', '5w5a', '4w4a', '3w3a', '2w4a')
+BIT_SETTINGS = tuple(parse_bit_setting(s).name for s in PAPER_BIT_SETTINGS)
 _SETTING = re.compile(r'\(([^)]+)\)\s*$')
 
 

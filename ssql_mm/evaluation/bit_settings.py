@@ -4,9 +4,15 @@ from typing import List, Optional, Sequence
 
 from ssql_mm.quantization import MAX_BITS, MIN_BITS, check_bits
 
-__all__ = ['BitSetting', 'parse_bit_setting', 'parse_bit_settings']
+__all__ = [
+    'BitSetting', 'PAPER_BIT_SETTINGS', 'parse_bit_setting',
+    'parse_bit_settings'
+]
 
 FLOAT_NAMES = ('fp', 'float', '0/0')
+# The settings of the paper's tables, in their column order: the default of
+# a sweep and the column order of the model-zoo table.
+PAPER_BIT_SETTINGS = ('fp', '8/8', '6/6', '5/5', '4/4', '3/3', '2/4')
 
 
 @dataclass(frozen=True)

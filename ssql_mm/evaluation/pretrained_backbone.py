@@ -15,6 +15,7 @@ from mmpretrain.registry import MODELS
 
 from ssql_mm.checkpoint import (CheckpointMismatchError, read_checkpoint,
                                 select_prefix, unwrap_state_dict)
+from ssql_mm.datasets import CIFAR10_MEAN, CIFAR10_STD
 from ssql_mm.models.backbones import quant_twin
 from .bit_settings import BitSetting
 
@@ -22,8 +23,8 @@ __all__ = ['PretrainedBackbone', 'load_pretrained']
 
 PREFIX = 'backbone.'
 # Normalisation used when the config has no data preprocessor (CIFAR-10).
-DEFAULT_MEAN = (125.307, 122.961, 113.8575)
-DEFAULT_STD = (51.5865, 50.847, 51.255)
+DEFAULT_MEAN = CIFAR10_MEAN
+DEFAULT_STD = CIFAR10_STD
 
 
 @dataclass

@@ -11,6 +11,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.models.backbones import ResNet_CIFAR
 
+from ssql_mm.datasets import CIFAR10_MEAN, CIFAR10_STD
 from ssql_mm.evaluation import (BitSetting, knn_top1, linear_probe_top1,
                                 load_split, parse_bit_setting,
                                 parse_bit_settings, run_bit_sweep)
@@ -135,8 +136,8 @@ def test_sweep_tool_end_to_end(tmp_path, data_dir, monkeypatch):
     test = load_split(osp.join(data_dir, 'test'))
     ref = _tiny_backbone(0)
     ref.eval()
-    mean = torch.tensor([125.307, 122.961, 113.8575]).view(1, 3, 1, 1)
-    std = torch.tensor([51.5865, 50.847, 51.255]).view(1, 3, 1, 1)
+    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         feats = [ref((s.images.float() - mean) / std)[-1].mean((2, 3))
                  for s in (split, test)]

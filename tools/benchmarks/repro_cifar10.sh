@@ -69,6 +69,6 @@ cp "$WORK/simsiam/epoch_$EPOCHS.pth" "$WORK/simsiam_r18w8_cifar10.pth"
 cp "$WORK/ssql/epoch_$EPOCHS.pth" "$WORK/ssql-simsiam_r18w8_cifar10.pth"
 "$PYTHON" tools/bit_sweep.py \
     "$WORK/simsiam_r18w8_cifar10.pth" "$WORK/ssql-simsiam_r18w8_cifar10.pth" \
-    --data "$DATA" --bits fp 8/8 6/6 5/5 4/4 3/3 2/4 --knn --linear \
+    --data "$DATA" --knn --linear \
     --out "$WORK/sweep" 2>&1 | tee "$WORK/sweep.log"
 sha256sum "$WORK"/*_r18w8_cifar10.pth | tee "$WORK/sha256.txt"

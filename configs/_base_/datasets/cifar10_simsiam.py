@@ -1,11 +1,5 @@
 # CIFAR-10 as JPEG class folders (train/<class>/*.jpg), two SimSiam views.
 data_root = 'data/cifar10'
-data_preprocessor = dict(
-    type='SelfSupDataPreprocessor',
-    mean=[125.307, 122.961, 113.8575],
-    std=[51.5865, 50.847, 51.255],
-    to_rgb=True)
-
 view_pipeline = [
     dict(
         type='RandomResizedCrop',

@@ -1,5 +1,8 @@
 # SimSiam with a CIFAR ResNet-18 (3x3 stem, no max-pool): projector of three
 # 2048-d layers ending in an affine-free BN, predictor 2048 -> 2048 -> 2048.
+# Its data_preprocessor holds the configs' one copy of the CIFAR-10
+# normalisation (ssql_mm.datasets.CIFAR10_MEAN / CIFAR10_STD); other CIFAR-10
+# configs take it from here.
 model = dict(
     type='SimSiam',
     data_preprocessor=dict(
