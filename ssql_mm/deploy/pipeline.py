@@ -189,6 +189,13 @@ def _calibrate(model: nn.Module, pretrained: PretrainedBackbone,
     return [b for _, b in zip(range(num_batches), batches)]
 
 
+def _bits_text(w_bits: Optional[int], a_bits: Optional[int]) -> str:
+    """``'W/A'`` as the tools take it (0 = float), ``'fp'`` when both float."""
+    if w_bits is None and a_bits is None:
+        return 'fp'
+    return f'{w_bits or 0}/{a_bits or 0}'
+
+
 def _metadata(pretrained: PretrainedBackbone, bits: str,
               outputs: Sequence[str], int8_residuals: bool) -> Dict[str, str]:
     return {
@@ -271,7 +278,9 @@ def export_checkpoint(checkpoint: str,
         backbone, load_linear_head(head, backbone.feat_dim) if head else None)
     outputs = ['features'] + (['logits'] if head else [])
     report = _export(model, out, outputs, batches, int8_residuals, opset,
-                     _metadata(pretrained, setting.name, outputs,
+                     _metadata(pretrained, _bits_text(setting.w_bits,
+                                                      setting.a_bits),
+                               outputs,
                                int8_residuals))
     if save_calibrated_to is not None:
         save_calibrated(backbone, pretrained.backbone_cfg, pretrained.mean,
@@ -314,7 +323,7 @@ def export_configured_backbone(config: str,
     indices = pretrained.backbone_cfg.get('out_indices', (3, ))
     indices = [indices] if isinstance(indices, int) else list(indices)
     outputs = [f'stage{i}' for i in indices]
-    bits = ','.join(sorted({f'{w}/{a}' for w, a in getattr(
+    bits = ','.join(sorted({_bits_text(w, a) for w, a in getattr(
         backbone, 'layer_bits', {}).values()})) or 'fp'
     report = _export(backbone, out, outputs, None, False, opset,
                      _metadata(pretrained, bits, outputs, False))
