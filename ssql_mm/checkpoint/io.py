@@ -116,10 +116,11 @@ def atomic_write(filepath: PathLike, write: Callable[[BinaryIO], None]) -> None:
         hint = ('free some space on that disk' if err.errno in (
             errno.ENOSPC, errno.EDQUOT) else 'check the folder exists and '
             'is writable')
-        raise CheckpointWriteError(
-            err.errno, f"Could not write '{target}': "
-            f'{err.strerror or err}; {hint}, then save again (any previous '
-            'file there is unchanged).') from err
+        error = CheckpointWriteError(
+            f"Could not write '{target}': {err.strerror or err}; {hint}, "
+            'then save again (any previous file there is unchanged).')
+        error.errno = err.errno
+        raise error from err
     finally:
         if tmp is not None and osp.exists(tmp):
             os.remove(tmp)

@@ -1,0 +1,67 @@
+"""An HTTP server on 127.0.0.1 that misbehaves on request.
+
+``files`` maps a path (without the leading ``/``) to its body; ``modes``
+maps a path to how it is served:
+
+- ``'ok'`` (default): ``Content-Length`` and the whole body;
+- ``'no_length_cut'``: no ``Content-Length``, half the body, then close;
+- ``'trickle'``: ``Content-Length``, then one byte every ``trickle_s``.
+"""
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, List
+
+
+class FaultyServer:
+    """Serves ``files``; records every requested path in ``requests``."""
+
+    def __init__(self, trickle_s: float = 0.2) -> None:
+        self.files: Dict[str, bytes] = {}
+        self.modes: Dict[str, str] = {}
+        self.requests: List[str] = []
+        self.trickle_s = trickle_s
+        self.stop = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.0'
+
+            def do_GET(self) -> None:  # noqa: N802
+                name = self.path.lstrip('/')
+                server.requests.append(name)
+                body = server.files.get(name)
+                if body is None:
+                    self.send_error(404, 'Not Found')
+                    return
+                mode = server.modes.get(name, 'ok')
+                self.send_response(200)
+                self.send_header('Content-Type', 'application/octet-stream')
+                if mode != 'no_length_cut':
+                    self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                if mode == 'no_length_cut':
+                    self.wfile.write(body[:len(body) // 2])
+                elif mode == 'trickle':
+                    for i in range(len(body)):
+                        if server.stop.wait(server.trickle_s):
+                            return
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                else:
+                    self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,182 @@
+"""Downloads: nothing written outside the cache, nothing partial kept,
+nothing unverified reused, a deadline that holds (issue cases 1, 6, 7)."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import zoo_entry
+from ssql_mm.apis import download_checkpoint, get_model_entry
+from ssql_mm.apis.download import resolve_url
+from ssql_mm.checkpoint import (ChecksumError, DownloadError,
+                                DownloadTimeoutError, UnsafePathError,
+                                cache_path, safe_load, sha256sum)
+
+
+def _tree(folder: Path) -> list:
+    """Every file below ``folder``, relative, hidden ones included."""
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob('*')
+                  if p.is_file())
+
+
+@pytest.mark.parametrize('file_name', [
+    '../x.pth', '../../dir/x.pth', '..', '', 'sub/../../x.pth'])
+def test_index_file_names_cannot_leave_the_cache(tmp_path, server, cache,
+                                                 index, good_bytes,
+                                                 file_name):
+    # A file already sitting at the traversal target must survive.
+    victim = (cache / file_name).resolve() if file_name else None
+    if victim is not None and victim != cache.resolve():
+        victim.parent.mkdir(parents=True, exist_ok=True)
+        victim.write_bytes(b'precious')
+    server.files['x.pth'] = good_bytes
+    index([zoo_entry('m', server.url + '/x.pth', file=file_name,
+                     body=good_bytes)])
+    with pytest.raises(UnsafePathError, match='outside the cache'):
+        download_checkpoint('m', progress=False)
+    assert server.requests == []
+    if victim is not None and victim.is_file():
+        assert victim.read_bytes() == b'precious'
+    assert _tree(cache) == []
+
+
+def test_absolute_index_file_name_is_refused(tmp_path, server, cache, index,
+                                             good_bytes):
+    outside = tmp_path / 'elsewhere' / 'x.pth'
+    outside.parent.mkdir()
+    outside.write_bytes(b'precious')  # differs from the published hash
+    server.files['x.pth'] = good_bytes
+    index([zoo_entry('m', server.url + '/x.pth', file=str(outside),
+                     body=good_bytes)])
+    with pytest.raises(UnsafePathError):
+        download_checkpoint('m', progress=False)
+    assert outside.read_bytes() == b'precious'
+    assert server.requests == []
+
+
+def test_encoded_traversal_in_a_url_is_refused(tmp_path, server, cache,
+                                               good_bytes):
+    server.files['..%2F..%2Fx.pth'] = good_bytes
+    url = server.url + '/..%2F..%2Fx.pth'
+    with pytest.raises(UnsafePathError, match=r"'\.\./\.\./x\.pth'"):
+        download_checkpoint(url, progress=False)
+    assert not (cache.parent.parent / 'x.pth').exists()
+    assert list(tmp_path.rglob('x.pth')) == []
+
+
+def test_cache_path_keeps_legitimate_names_inside(tmp_path):
+    root = tmp_path / 'cache'
+    assert cache_path(root, 'a_1234abcd.pth') == (root /
+                                                  'a_1234abcd.pth').resolve()
+    assert cache_path(root, 'sub/a.pth').parent == (root / 'sub').resolve()
+    (tmp_path / 'out').mkdir()
+    root.mkdir()
+    os.symlink(tmp_path / 'out', root / 'link')
+    with pytest.raises(UnsafePathError):
+        cache_path(root, 'link/a.pth')  # a link that leads outside
+
+
+def test_relative_weights_beside_the_index_are_allowed(tmp_path, cache,
+                                                       index, good_bytes):
+    path = index([zoo_entry('m', 'checkpoints/m_1.pth', body=good_bytes)])
+    (path.parent / 'checkpoints').mkdir()
+    (path.parent / 'checkpoints' / 'm_1.pth').write_bytes(good_bytes)
+    entry = get_model_entry('m')
+    assert resolve_url(entry).startswith('file://')
+    local = download_checkpoint('m', progress=False)
+    assert Path(local) == (cache / 'm_1.pth')
+    assert sha256sum(local) == entry.sha256
+
+
+def test_mirror_still_redirects_committed_files(tmp_path, server, cache,
+                                                index, good_bytes,
+                                                monkeypatch):
+    index([zoo_entry('m', 'checkpoints/m_1.pth', body=good_bytes)])
+    server.files['m_1.pth'] = good_bytes
+    monkeypatch.setenv('SSQL_MM_BASE_URL', server.url)
+    assert download_checkpoint('m', progress=False) == str(cache / 'm_1.pth')
+    assert server.requests == ['m_1.pth']
+
+
+def test_early_close_without_length_or_hash_is_not_kept(server, cache,
+                                                        good_bytes):
+    server.files['plain.pth'] = good_bytes
+    server.modes['plain.pth'] = 'no_length_cut'
+    url = server.url + '/plain.pth'
+    with pytest.raises(DownloadError, match='not a complete checkpoint'):
+        download_checkpoint(url, progress=False)
+    assert _tree(cache) == []
+    # The next call asks the server again instead of using a cached copy.
+    server.modes['plain.pth'] = 'ok'
+    path = download_checkpoint(url, progress=False)
+    assert safe_load(path)['meta'] == {'epoch': 1}
+    assert server.requests == ['plain.pth', 'plain.pth']
+
+
+def test_unverified_download_is_never_reused(server, cache, good_bytes):
+    server.files['plain.pth'] = good_bytes
+    url = server.url + '/plain.pth'
+    download_checkpoint(url, progress=False)
+    download_checkpoint(url, progress=False)
+    assert server.requests == ['plain.pth', 'plain.pth']
+
+
+def test_verified_cache_survives_a_failed_refresh(server, cache, index,
+                                                  good_bytes):
+    server.files['x.pth'] = good_bytes
+    index([zoo_entry('m', server.url + '/x.pth', body=good_bytes)])
+    path = Path(download_checkpoint('m', progress=False))
+    path.write_bytes(b'bit rot')
+    del server.files['x.pth']  # the refresh fails with 404
+    with pytest.raises(DownloadError, match='404'):
+        download_checkpoint('m', progress=False)
+    assert path.read_bytes() == b'bit rot'  # not deleted before a good copy
+    tampered = bytearray(good_bytes)
+    tampered[len(tampered) // 2] ^= 0xFF  # same size, other bytes
+    server.files['x.pth'] = bytes(tampered)
+    with pytest.raises(ChecksumError):
+        download_checkpoint('m', progress=False)
+    assert _tree(cache) == ['x.pth']
+
+
+def test_trickling_server_hits_the_deadline(server, cache, good_bytes):
+    server.files['slow.pth'] = good_bytes
+    server.modes['slow.pth'] = 'trickle'
+    start = time.monotonic()
+    with pytest.raises(DownloadTimeoutError, match='within 1 s'):
+        download_checkpoint(server.url + '/slow.pth', progress=False,
+                            timeout=30, deadline=1.0)
+    assert time.monotonic() - start < 5
+    assert _tree(cache) == []
+
+
+def test_deadline_from_the_environment(server, cache, good_bytes,
+                                       monkeypatch):
+    server.files['slow.pth'] = good_bytes
+    server.modes['slow.pth'] = 'trickle'
+    monkeypatch.setenv('SSQL_MM_DOWNLOAD_DEADLINE', '0.5')
+    with pytest.raises(DownloadTimeoutError):
+        download_checkpoint(server.url + '/slow.pth', progress=False)
+
+
+def test_partial_files_of_dead_writers_are_removed(server, cache, good_bytes):
+    import socket
+    host = ''.join(c if c.isalnum() or c in '_-' else '_'
+                   for c in socket.gethostname())
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True).stdout.strip()
+    cache.mkdir(parents=True)
+    stale = cache / f'.x.pth.{host}-{dead}.0badc0de.partial'
+    alive = cache / f'.y.pth.{host}-{os.getpid()}.0badc0de.partial'
+    other_host = cache / f'.z.pth.elsewhere-{dead}.0badc0de.partial'
+    for path in (stale, alive, other_host):
+        path.write_bytes(b'half')
+    server.files['plain.pth'] = good_bytes
+    download_checkpoint(server.url + '/plain.pth', progress=False)
+    assert not stale.exists()
+    assert alive.exists() and other_host.exists()
