@@ -11,8 +11,8 @@ import yaml
 from .errors import UnknownModelError
 
 __all__ = [
-    'ModelEntry', 'default_index_path', 'load_model_index', 'list_models',
-    'get_model_entry'
+    'ModelEntry', 'resource_root', 'default_index_path', 'load_model_index',
+    'list_models', 'get_model_entry'
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -60,8 +60,34 @@ class ModelEntry:
         return bool(self.weights)
 
 
+def resource_root() -> Path:
+    """The folder holding ``model-index.yml``, ``configs/`` and
+    ``checkpoints/``.
+
+    An installed package carries them in ``ssql_mm/.mim/`` (the layout
+    OpenMMLab packages and ``mim`` use, written by ``setup.py`` when a wheel
+    is built); an editable install or a source checkout reads them from the
+    repository root.
+
+    Returns:
+        Path: The folder.
+
+    Raises:
+        FileNotFoundError: Neither place has a ``model-index.yml``.
+    """
+    package = Path(__file__).resolve().parents[1]
+    for root in (package / '.mim', package.parent):
+        if (root / 'model-index.yml').is_file():
+            return root
+    raise FileNotFoundError(
+        f"No model-index.yml in {package / '.mim'} (installed package) or "
+        f'{package.parent} (source tree). Reinstall ssql_mm from a wheel or '
+        'a source checkout, or set SSQL_MM_MODEL_INDEX to an index file.')
+
+
 def default_index_path() -> Path:
-    """``$SSQL_MM_MODEL_INDEX`` or ``model-index.yml`` at the repo root.
+    """``$SSQL_MM_MODEL_INDEX``, else ``model-index.yml`` in
+    :func:`resource_root`.
 
     Returns:
         Path: The index file to read.
@@ -69,7 +95,7 @@ def default_index_path() -> Path:
     env = os.environ.get('SSQL_MM_MODEL_INDEX')
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / 'model-index.yml'
+    return resource_root() / 'model-index.yml'
 
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
