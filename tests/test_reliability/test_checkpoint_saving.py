@@ -75,6 +75,7 @@ def test_crash_while_writing_the_pointer(tmp_path, monkeypatch,
     _resume_and_compare(tmp_path, uninterrupted)
 
 
+@pytest.mark.slow
 def test_kill_during_the_pointer_write(tmp_path, uninterrupted):
     """A real SIGKILL with the pointer's temporary file complete."""
     done = subprocess.run(
