@@ -9,8 +9,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ssql_mm.checkpoint import report_errors
-from ssql_mm.engine import (add_runner_args, merge_test_args,
-                            setup_cpu_distributed)
+from ssql_mm.engine import (add_runner_args, ignore_per_image_warnings,
+                            merge_test_args, setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,6 +23,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    ignore_per_image_warnings()
     # Bad configs, options and checkpoints end in one line naming the fix.
     with report_errors('test', (FileNotFoundError, ValueError)):
         cfg = merge_test_args(Config.fromfile(args.config), args)

@@ -2,11 +2,13 @@
 from .atomic_local_backend import AtomicLocalBackend
 from .distributed import CPUDistributedDataParallel, setup_cpu_distributed
 from .hooks import *  # noqa: F401,F403
-from .train_setup import (add_runner_args, check_data_roots, merge_runner_args,
+from .train_setup import (add_runner_args, check_data_roots,
+                          ignore_per_image_warnings, merge_runner_args,
                           merge_test_args, merge_train_args)
 
 __all__ = [
     'AtomicLocalBackend',
     'CPUDistributedDataParallel', 'setup_cpu_distributed', 'check_data_roots',
-    'add_runner_args', 'merge_runner_args', 'merge_test_args', 'merge_train_args'
+    'add_runner_args', 'merge_runner_args', 'merge_test_args',
+    'merge_train_args', 'ignore_per_image_warnings'
 ]

@@ -1,6 +1,8 @@
 """Turn ``tools/train.py`` / ``tools/test.py`` options into a checked config."""
 import os
 import os.path as osp
+import re
+import warnings
 from argparse import ArgumentParser, Namespace
 from typing import Iterator, Tuple
 
@@ -8,10 +10,31 @@ from mmengine.config import Config, ConfigDict, DictAction
 
 __all__ = [
     'add_runner_args', 'merge_runner_args', 'merge_train_args',
-    'merge_test_args', 'check_data_roots'
+    'merge_test_args', 'check_data_roots', 'ignore_per_image_warnings',
+    'PER_IMAGE_WARNINGS'
 ]
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+# (message, module) of third-party UserWarnings raised once per image.
+PER_IMAGE_WARNINGS = (
+    # mmcv.adjust_color with the pillow backend, which mmpretrain's
+    # ColorJitter uses by default (the SimSiam view pipeline).
+    ("Only use 'alpha' for pillow backend.", 'mmcv.image.photometric'),
+)
+
+
+def ignore_per_image_warnings() -> None:
+    """Ignore exactly :data:`PER_IMAGE_WARNINGS`, which would repeat for
+    every training image; other warnings are untouched.
+
+    ``tools/train.py`` and ``tools/test.py`` call this before building the
+    runner, so forked dataloader workers inherit the filter.
+    """
+    for message, module in PER_IMAGE_WARNINGS:
+        warnings.filterwarnings(
+            'ignore', message=re.escape(message), category=UserWarning,
+            module=re.escape(module) + r'\Z')
 
 
 def _dataset_roots(cfg: Config) -> Iterator[Tuple[str, str]]:
