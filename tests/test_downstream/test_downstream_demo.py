@@ -49,6 +49,7 @@ def _ranges(model):
             if isinstance(m, ActivationFakeQuantize) and m.frozen}
 
 
+@pytest.mark.slow
 def test_detection_qat_4w4a_trains_and_tests_at_the_same_bits(
         paste_root, cifar_checkpoint, tmp_path):
     cfg = _tiny(DET.format('4w4a'), paste_root, cifar_checkpoint,
@@ -71,6 +72,7 @@ def test_detection_qat_4w4a_trains_and_tests_at_the_same_bits(
     assert runner.model.backbone.layer3[0].conv1.weight_quant.bits == 4
 
 
+@pytest.mark.slow
 def test_segmentation_ptq_trains_float_and_tests_at_4w4a(
         paste_root, cifar_checkpoint, tmp_path):
     cfg = _tiny(SEG.format('fp'), paste_root, cifar_checkpoint,

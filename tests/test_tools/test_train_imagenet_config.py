@@ -5,7 +5,10 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_ssql_r50_trains_one_iteration_on_an_imagenet_folder(repo_root, cifar_subset, tmp_path):
     # mmpretrain's ImageNet layout (meta/train.txt, train/<wnid>/*.JPEG),
     # filled with real images.

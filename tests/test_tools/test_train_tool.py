@@ -55,6 +55,7 @@ def uninterrupted(repo_root, tmp_path_factory):
     return work_dir
 
 
+@pytest.mark.slow
 def test_demo_logs_both_losses_and_varying_bits(uninterrupted):
     records = logged_iters(uninterrupted)
     assert sorted(records) == list(range(1, 7))
@@ -66,6 +67,7 @@ def test_demo_logs_both_losses_and_varying_bits(uninterrupted):
         assert osp.isfile(osp.join(uninterrupted, f'epoch_{epoch}.pth'))
 
 
+@pytest.mark.slow
 def test_resume_continues_the_bit_sequence(repo_root, uninterrupted, tmp_path):
     train(repo_root, tmp_path, '--resume', osp.join(uninterrupted, 'epoch_1.pth'))
     resumed = logged_iters(tmp_path)
@@ -107,6 +109,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training_uses_identical_bits(repo_root, tmp_path):
     (tmp_path / 'bit_recorder.py').write_text(RECORDER)
     config = tmp_path / 'dist_cfg.py'
