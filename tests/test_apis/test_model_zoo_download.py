@@ -5,7 +5,7 @@ import pytest
 import torch
 from mmengine.runner import CheckpointLoader
 
-from conftest import TINY_NAME
+from tiny_zoo import TINY_NAME
 from ssql_mm.apis import (ChecksumError, DownloadError, NotPublishedError,
                           UnknownModelError, download_checkpoint, get_model,
                           list_models, load_model_index, sha256sum)

@@ -5,7 +5,7 @@ import modelindex
 import torch
 import yaml
 
-from conftest import TINY_NAME
+from tiny_zoo import TINY_NAME
 from ssql_mm.apis import (load_model_index, model_zoo_markdown,
                           model_zoo_table, publish_checkpoint)
 

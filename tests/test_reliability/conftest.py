@@ -1,7 +1,5 @@
 """Fixtures of the fault-injection suite: a misbehaving 127.0.0.1 server, a
 small checkpoint, damaged copies of it and a model index to point at them."""
-import hashlib
-import os
 import pickle
 from pathlib import Path
 from typing import Callable, Dict, List
@@ -12,17 +10,8 @@ import yaml
 
 import ssql_mm  # noqa: F401  (applies the MMEngine patches)
 from faulty_server import FaultyServer
+from reliability_utils import RunsCode
 from ssql_mm.checkpoint import checkpoint_bytes
-
-
-class RunsCode:
-    """Unpickling this creates ``marker``: proof that code ran."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.mkdir, (self.marker, )
 
 
 @pytest.fixture
@@ -62,22 +51,6 @@ def index(tmp_path, monkeypatch) -> Callable[[List[Dict]], Path]:
         return path
 
     return write
-
-
-def zoo_entry(name: str, weights: str, file: str = None,
-              body: bytes = None) -> Dict:
-    """A model-index entry; with ``body``, its SHA-256 and size."""
-    checkpoint = {}
-    if file is not None:
-        checkpoint['File'] = file
-    if body is not None:
-        checkpoint['SHA256'] = hashlib.sha256(body).hexdigest()
-        checkpoint['Size'] = len(body)
-    return {'Name': name, 'Weights': weights,
-            'Metadata': {'Checkpoint': checkpoint} if checkpoint else {}}
-
-
-DAMAGE_KINDS = ('empty', 'truncated', 'random', 'malicious')
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import CheckpointLoader, load_checkpoint
 from mmpretrain.registry import MODELS
 
-from conftest import DAMAGE_KINDS
+from reliability_utils import DAMAGE_KINDS
 from ssql_mm.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
                                 load_pretrained_state, safe_load)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import zoo_entry
+from reliability_utils import zoo_entry
 from ssql_mm.apis import download_checkpoint, get_model_entry
 from ssql_mm.apis.download import resolve_url
 from ssql_mm.checkpoint import (ChecksumError, DownloadError,
