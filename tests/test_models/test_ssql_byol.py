@@ -46,9 +46,15 @@ def online_state(model):
 
 @pytest.fixture
 def max_iters():
+    """The run length CosineEMA reads (the Runner sets it in training)."""
     hub = MessageHub.get_current_instance()
+    previous = hub.runtime_info.get('max_iters')
     hub.update_info('max_iters', 10)
-    return 10
+    yield 10
+    if previous is None:
+        hub.runtime_info.pop('max_iters', None)
+    else:
+        hub.update_info('max_iters', previous)
 
 
 def test_target_is_float_and_an_ema_of_the_float_weights(repo_root, monkeypatch,
