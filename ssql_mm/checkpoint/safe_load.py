@@ -220,8 +220,8 @@ def safe_load(path_or_fileobj: PathOrFile,
         with torch.serialization.safe_globals(allowed):
             return torch.load(path_or_fileobj, map_location=map_location,
                               weights_only=True)
-    except UnsafeCheckpointError:
-        raise
+    except UnsafeCheckpointError as err:  # from the restricted getattr
+        raise UnsafeCheckpointError(err.offending, source) from None
     except Exception as err:
         damage = check_structure(path_or_fileobj)
         if damage is None and not isinstance(err, pickle.UnpicklingError) \

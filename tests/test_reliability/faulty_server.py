@@ -8,7 +8,6 @@ maps a path to how it is served:
 - ``'trickle'``: ``Content-Length``, then one byte every ``trickle_s``.
 """
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List
 
