@@ -142,11 +142,12 @@ def activation_encoding(quantizer: ActivationFakeQuantize,
 
 
 def _bn_factors(bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel ``(g, shift)`` with ``bn(t) = g * t + shift`` in eval mode."""
+    """Per-channel ``(g, shift)``: ``bn(t) = g * t + shift`` in eval mode."""
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError(f'Cannot fold {bn}: it tracks no running statistics.')
     var, mean = bn.running_var.double(), bn.running_mean.double()
-    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(var)
+    gamma = (bn.weight.double() if bn.weight is not None else
+             torch.ones_like(var))
     beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(var)
     g = gamma / torch.sqrt(var + bn.eps)
     return g, beta - mean * g

@@ -28,7 +28,8 @@ from .qdq_export import (DEFAULT_OPSET, ExportReport,
                          calibrate_residual_inputs, export_qdq_model)
 
 __all__ = [
-    'FeatureModel', 'parse_export_bits', 'require_ranges', 'load_linear_head', 'build_backbone',
+    'FeatureModel', 'parse_export_bits', 'require_ranges', 'load_linear_head',
+    'build_backbone',
     'build_configured_backbone', 'export_checkpoint',
     'export_configured_backbone', 'save_calibrated'
 ]
@@ -71,7 +72,8 @@ def load_linear_head(path: str, in_features: int) -> nn.Linear:
     Returns:
         nn.Linear: The classifier, in eval mode.
     """
-    state = unwrap_state_dict(read_checkpoint(path), f"Head checkpoint '{path}'")
+    state = unwrap_state_dict(read_checkpoint(path),
+                              f"Head checkpoint '{path}'")
     missing = [k for k in HEAD_KEYS if k not in state]
     if missing:
         sample = ', '.join(list(map(str, state))[:5])

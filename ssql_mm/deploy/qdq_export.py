@@ -321,7 +321,8 @@ class _Emitter:
             return self.b.node('Relu', args, f'{node.name}/Relu')
         if fn is torch.flatten:
             return self._flatten(node, args, kwargs)
-        raise self._unsupported(node, f'function {getattr(fn, "__name__", fn)}')
+        name = getattr(fn, '__name__', fn)
+        raise self._unsupported(node, f'function {name}')
 
     def _call_method(self, node: fx.Node, args: list, kwargs: dict) -> Any:
         method = node.target

@@ -15,7 +15,8 @@ import ssql_mm.models  # noqa: F401
 from ssql_mm.checkpoint import CheckpointMismatchError
 from ssql_mm.deploy import (OnnxRunner, build_backbone, export_checkpoint,
                             export_configured_backbone, output_parity)
-from ssql_mm.evaluation import extract_features, load_pretrained
+from ssql_mm.evaluation import (extract_features, load_pretrained,
+                                parse_bit_setting)
 from ssql_mm.quantization import calibrate, freeze_ranges
 
 BACKBONE = dict(type='ResNet_CIFAR', depth=18, base_channels=8)
@@ -75,7 +76,7 @@ def test_export_calibrates_and_saves_the_exact_reference(tmp_path,
 
     # The saved reference is the calibrated model, without calibrating again
     pretrained = load_pretrained(calib)
-    reference = build_backbone(pretrained, pretrained_setting('4/4'), calib)
+    reference = build_backbone(pretrained, parse_bit_setting('4/4'), calib)
     test = uint8_images(8, seed=1)
     ref_feats = extract_features(reference, test, MEAN, STD, 8)
     with torch.no_grad():
@@ -83,11 +84,6 @@ def test_export_calibrates_and_saves_the_exact_reference(tmp_path,
     torch.testing.assert_close(ref_feats, exported_feats)
     onnx_feats = runner.extract(test, MEAN, STD, batch_size=4)
     assert output_parity(ref_feats, onnx_feats, 4).within_one_step >= 0.999
-
-
-def pretrained_setting(bits):
-    from ssql_mm.evaluation import parse_bit_setting
-    return parse_bit_setting(bits)
 
 
 def test_frozen_ranges_in_checkpoint_replace_calibration(tmp_path,

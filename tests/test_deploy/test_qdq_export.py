@@ -1,4 +1,4 @@
-"""QDQ export of quantized ResNets: graph structure and parity in onnxruntime."""
+"""QDQ export of quantized ResNets: graph structure, onnxruntime parity."""
 import numpy as np
 import onnx
 import pytest
