@@ -1,25 +1,53 @@
 """Calibration: measure activation ranges in float, then freeze them."""
+import copy
 from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
 
 from .convert import fake_quantizers, freeze_ranges, observing, reset_ranges
-from .fake_quantize import ActivationFakeQuantize
+from .fake_quantize import ActivationFakeQuantize, WeightFakeQuantize
+from .observer_registry import ObserverSpec, build_observer
 
-__all__ = ['calibrate']
+__all__ = ['calibrate', 'set_observers']
+
+
+def set_observers(model: nn.Module, observer: ObserverSpec = 'minmax') -> None:
+    """Choose how the ranges of ``model`` are found.
+
+    Every activation quantizer that is not frozen gets a fresh observer
+    (frozen ones keep their calibrated range). Every weight quantizer takes
+    the observer's per-channel weight clipping when it has one (MSE), and
+    ``max |w_c|`` otherwise.
+
+    Args:
+        model (nn.Module): A model holding quantized layers.
+        observer (str | dict): See
+            :func:`~.observer_registry.observer_config`. Defaults to
+            'minmax'.
+    """
+    prototype = build_observer(observer)
+    clip = getattr(prototype, 'weight_clip', None)
+    for quantizer in fake_quantizers(model):
+        if isinstance(quantizer, ActivationFakeQuantize):
+            if not quantizer.frozen:
+                quantizer.set_observer(copy.deepcopy(prototype))
+        elif isinstance(quantizer, WeightFakeQuantize):
+            quantizer.set_clip(clip)
 
 
 @torch.no_grad()
 def calibrate(model: nn.Module,
               batches: Iterable[Any],
               num_batches: Optional[int] = None,
-              forward: Optional[Callable[[nn.Module, Any], Any]] = None) -> int:
-    """Record min/max activation ranges over batches in float, then freeze.
+              forward: Optional[Callable[[nn.Module, Any], Any]] = None,
+              observer: ObserverSpec = 'minmax') -> int:
+    """Record activation ranges over batches in float, then freeze.
 
     The model runs in eval mode (BatchNorm statistics are not touched) and
     is put back in its previous train/eval state afterwards. Previously
-    frozen ranges are replaced.
+    frozen ranges are replaced. Ranges that depend on the bit-width (MSE,
+    KL) are chosen for each quantizer's bits at the time of the call.
 
     Args:
         model (nn.Module): A model holding quantized layers.
@@ -28,6 +56,8 @@ def calibrate(model: nn.Module,
             to None (all).
         forward (Callable, optional): ``forward(model, batch)``. Defaults to
             ``model(batch)``.
+        observer (str | dict): How ranges are found (see
+            :func:`set_observers`). Defaults to 'minmax', the paper's.
 
     Returns:
         int: Number of batches seen.
@@ -41,6 +71,7 @@ def calibrate(model: nn.Module,
                          'convert it first (quantize_model or QuantResNet).')
     forward = forward or (lambda m, batch: m(batch))
     freeze_ranges(model, False)
+    set_observers(model, observer)
     reset_ranges(model)
     was_training = model.training
     model.eval()

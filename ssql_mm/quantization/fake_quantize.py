@@ -27,12 +27,12 @@ Degenerate ranges never produce NaN or inf: a weight channel that is all zero
 keeps its values (zero) while the other channels are quantized; an activation
 range of zero width returns the input unchanged, as in the official code.
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from .observers import MinMaxObserver, minmax_per_channel
+from .observers import MinMaxObserver, Observer, minmax_per_channel
 
 __all__ = [
     'MIN_BITS', 'MAX_BITS', 'QuantMode', 'check_bits', 'weight_qparams',
@@ -42,6 +42,8 @@ __all__ = [
 
 MIN_BITS = 2
 MAX_BITS = 16
+# ``clip(weight, bits, ch_axis)``: per-channel clipping values of a weight.
+WeightClip = Callable[[Tensor, int, int], Tensor]
 # Smallest scale whose reciprocal is still finite in float32.
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -83,21 +85,26 @@ def check_bits(bits: Optional[int], name: str = 'bits') -> Optional[int]:
     return bits
 
 
-def weight_qparams(weight: Tensor, bits: int,
-                   ch_axis: int = 0) -> Tuple[Tensor, Tensor]:
+def weight_qparams(weight: Tensor, bits: int, ch_axis: int = 0,
+                   max_abs: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Symmetric per-channel scale and (zero) zero point of a weight.
 
     Args:
         weight (Tensor): The float weight.
         bits (int): Bit-width.
         ch_axis (int): The output-channel axis. Defaults to 0.
+        max_abs (Tensor, optional): Per-channel clipping value ``m_c``
+            (e.g. chosen by an MSE search). Defaults to None:
+            ``max |w_c|``.
 
     Returns:
         tuple[Tensor, Tensor]: float32 scales and int32 zero points, one per
         channel. All-zero channels get scale 1 (their values stay zero).
     """
-    low, high = minmax_per_channel(weight, ch_axis)
-    max_abs = torch.maximum(low.abs(), high.abs()).float()
+    if max_abs is None:
+        low, high = minmax_per_channel(weight, ch_axis)
+        max_abs = torch.maximum(low.abs(), high.abs())
+    max_abs = max_abs.float()
     scale = max_abs / ((2**bits - 1) / 2)
     scale = torch.where(scale > _TINY, scale, torch.ones_like(scale))
     return scale, torch.zeros_like(scale, dtype=torch.int32)
@@ -127,18 +134,21 @@ def activation_qparams(min_val: Tensor, max_val: Tensor,
     return scale, zero_point.to(torch.int32), degenerate
 
 
-def fake_quantize_weight(weight: Tensor, bits: int, ch_axis: int = 0) -> Tensor:
+def fake_quantize_weight(weight: Tensor, bits: int, ch_axis: int = 0,
+                         max_abs: Optional[Tensor] = None) -> Tensor:
     """Quantize-dequantize a weight symmetrically per output channel.
 
     Args:
         weight (Tensor): The float weight.
         bits (int): Bit-width, at least 2.
         ch_axis (int): The output-channel axis. Defaults to 0.
+        max_abs (Tensor, optional): Per-channel clipping value; values
+            beyond it saturate. Defaults to None: ``max |w_c|``.
 
     Returns:
         Tensor: The fake-quantized weight (straight-through gradient).
     """
-    scale, zero_point = weight_qparams(weight, bits, ch_axis)
+    scale, zero_point = weight_qparams(weight, bits, ch_axis, max_abs)
     return torch.fake_quantize_per_channel_affine(weight, scale, zero_point,
                                                   ch_axis, -2**(bits - 1),
                                                   2**(bits - 1) - 1)
@@ -215,8 +225,11 @@ class _FakeQuantize(nn.Module):
 class WeightFakeQuantize(_FakeQuantize):
     """Symmetric per-output-channel fake quantizer of a weight.
 
-    The range comes from the weight itself at every forward, so this
-    quantizer has no state besides its bit-width and mode.
+    The range comes from the weight itself at every forward: ``max |w_c|``
+    per channel, or the per-channel clipping value that ``clip`` chooses
+    (set by calibration with an observer that searches weight ranges, such
+    as MSE). The quantizer has no state besides its bit-width, mode and
+    ``clip``.
 
     Args:
         bits (int, optional): Bit-width; 0 or None means float.
@@ -229,6 +242,18 @@ class WeightFakeQuantize(_FakeQuantize):
                  ch_axis: int = 0) -> None:
         super().__init__(bits, fixed)
         self.ch_axis = ch_axis
+        self.clip: Optional[WeightClip] = None
+
+    def set_clip(self, clip: Optional[WeightClip]) -> None:
+        """Choose how per-channel clipping values are found.
+
+        Args:
+            clip (Callable, optional): ``clip(weight, bits, ch_axis)``
+                returning one clipping value per channel, or None for
+                ``max |w_c|``.
+        """
+        self.clip = clip
+        self._cache = None
 
     def forward(self, weight: Tensor) -> Tensor:
         if not self.active:
@@ -237,8 +262,10 @@ class WeightFakeQuantize(_FakeQuantize):
         # quantized copy (and its autograd graph).
         key = (weight._version, self.bits, torch.is_grad_enabled())
         if self._cache is None or self._cache[0] != key:
+            max_abs = None if self.clip is None else self.clip(
+                weight.detach(), self.bits, self.ch_axis)
             self._cache = (key, fake_quantize_weight(weight, self.bits,
-                                                     self.ch_axis))
+                                                     self.ch_axis, max_abs))
         return self._cache[1]
 
 
@@ -249,7 +276,10 @@ class ActivationFakeQuantize(_FakeQuantize):
     mode it uses the recorded range. A calibrated range can be frozen: it is
     then neither reset nor updated, and it is saved in the state dict (as
     ``min_val`` / ``max_val``) so a calibrated model can be restored; an
-    unfrozen quantizer adds no state-dict keys.
+    unfrozen quantizer adds no state-dict keys. The observer is min/max
+    unless calibration installs another (:meth:`set_observer`); ranges that
+    depend on the bit-width (MSE, KL) are computed for the current bits when
+    first read and when frozen.
 
     Args:
         bits (int, optional): Bit-width; 0 or None means float.
@@ -259,8 +289,23 @@ class ActivationFakeQuantize(_FakeQuantize):
 
     def __init__(self, bits: Optional[int] = None, fixed: bool = False) -> None:
         super().__init__(bits, fixed)
-        self.observer = MinMaxObserver()
+        self.observer: Observer = MinMaxObserver()
         self.frozen = False
+
+    def set_observer(self, observer: Observer) -> None:
+        """Replace the observer (and forget the range recorded so far).
+
+        Args:
+            observer (Observer): The new observer.
+        """
+        if self.frozen:
+            raise RuntimeError('Cannot replace the observer of a frozen '
+                               'activation range; unfreeze it first.')
+        if not isinstance(observer, Observer):
+            raise TypeError('set_observer expects an Observer, got '
+                            f'{type(observer).__name__}.')
+        self.observer = observer.to(self.observer.min_val.device)
+        self._cache = None
 
     @property
     def has_range(self) -> bool:
@@ -282,6 +327,9 @@ class ActivationFakeQuantize(_FakeQuantize):
         if frozen and not self.has_range:
             raise RuntimeError('Cannot freeze an activation range that was '
                                'never observed: run calibration first.')
+        if frozen and not self.frozen:
+            self.observer.calculate_range(self.bits)
+            self._cache = None
         self.frozen = frozen
 
     def forward(self, x: Tensor) -> Tensor:
@@ -307,6 +355,8 @@ class ActivationFakeQuantize(_FakeQuantize):
                 'float pass in observe mode first (ssql_mm.quantization.'
                 'observing) or calibrate the model '
                 '(ssql_mm.quantization.calibrate / QuantCalibrationHook).')
+        if not self.frozen:
+            self.observer.calculate_range(self.bits)
         scale, zero_point, degenerate = activation_qparams(
             self.observer.min_val, self.observer.max_val, self.bits)
         # One host read per range (not per forward) decides the zero-width

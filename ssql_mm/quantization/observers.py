@@ -1,10 +1,22 @@
-"""Observers: the statistics side of quantization (what range did a tensor span)."""
+"""Observers: the statistics side of quantization (what range did a tensor span).
+
+An observer is an identity in the forward pass that records statistics of
+the tensors it sees; :meth:`Observer.calculate_range` turns them into the
+range ``[min_val, max_val]`` that a fake quantizer reads. This module holds
+the base class and the running min/max observers (plain and EMA), which
+track their range at every forward; the clipping observers (percentile,
+MSE, KL) live in :mod:`.clipping_observers`, the name -> class mapping in
+:mod:`.observer_registry`.
+"""
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ['minmax', 'minmax_per_channel', 'MinMaxObserver']
+__all__ = [
+    'minmax', 'minmax_per_channel', 'Observer', 'MinMaxObserver',
+    'EMAMinMaxObserver'
+]
 
 
 def minmax(x: Tensor) -> Tuple[Tensor, Tensor]:
@@ -35,11 +47,13 @@ def minmax_per_channel(x: Tensor, ch_axis: int = 0) -> Tuple[Tensor, Tensor]:
     return torch.aminmax(x.reshape(x.shape[0], -1), dim=1)
 
 
-class MinMaxObserver(nn.Module):
-    """Records the running min/max of every tensor passed through it.
+class Observer(nn.Module):
+    """Base of all observers: an identity that records statistics.
 
-    The observer is an identity in the forward pass. Its state lives in
-    non-persistent buffers: it describes data seen, not a learned parameter.
+    The range lives in the non-persistent buffers ``min_val`` / ``max_val``
+    (it describes data seen, not a learned parameter). Subclasses implement
+    :meth:`_observe`; those whose range depends on the bit-width it will be
+    quantized at (MSE, KL) also override :meth:`calculate_range`.
 
     Args:
         ch_axis (int, optional): Channel axis for per-channel statistics, or
@@ -54,24 +68,39 @@ class MinMaxObserver(nn.Module):
         self.has_data = False
 
     def reset(self) -> None:
-        """Forget every range recorded so far."""
-        self.min_val.fill_(float('inf'))
-        self.max_val.fill_(float('-inf'))
+        """Forget every statistic and range recorded so far."""
+        self.min_val = torch.full_like(self.min_val, float('inf'))
+        self.max_val = torch.full_like(self.max_val, float('-inf'))
         self.has_data = False
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        """Update the range with ``x`` and return ``x`` unchanged."""
+        """Record ``x`` and return it unchanged."""
+        self._observe(x.detach())
+        self.has_data = True
+        return x
+
+    def _observe(self, x: Tensor) -> None:
+        raise NotImplementedError
+
+    def _extremes(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """Min and max of ``x``, per tensor or per channel, in float32."""
         if self.ch_axis is None:
             low, high = minmax(x)
         else:
             low, high = minmax_per_channel(x, self.ch_axis)
-        if self.has_data:
-            low = torch.minimum(self.min_val, low)
-            high = torch.maximum(self.max_val, high)
-        self.min_val, self.max_val = low.float(), high.float()
-        self.has_data = True
-        return x
+        return low.float(), high.float()
+
+    def calculate_range(self, bits: Optional[int]) -> None:
+        """Turn the statistics into the range for a quantizer at ``bits``.
+
+        Running observers keep their range current at every forward, so
+        this is a no-op for them.
+
+        Args:
+            bits (int, optional): Bit-width the range will be used at; None
+                when the quantizer is off.
+        """
 
     def set_range(self, min_val: Tensor, max_val: Tensor) -> None:
         """Overwrite the recorded range (used to restore a calibration).
@@ -86,3 +115,60 @@ class MinMaxObserver(nn.Module):
 
     def extra_repr(self) -> str:
         return f'ch_axis={self.ch_axis}'
+
+
+class MinMaxObserver(Observer):
+    """Records the running min/max of every tensor passed through it.
+
+    The range is exactly ``[min x, max x]`` over everything seen since the
+    last reset: SSQL's per-step ranges and the default calibration.
+
+    Args:
+        ch_axis (int, optional): Channel axis for per-channel statistics, or
+            None for one range over the whole tensor. Defaults to None.
+    """
+
+    def _observe(self, x: Tensor) -> None:
+        low, high = self._extremes(x)
+        if self.has_data:
+            low = torch.minimum(self.min_val, low)
+            high = torch.maximum(self.max_val, high)
+        self.min_val, self.max_val = low, high
+
+
+class EMAMinMaxObserver(Observer):
+    r"""Exponential moving average of every batch's min/max.
+
+    The first batch sets the range; every later batch moves it:
+
+    .. math::
+        \min \leftarrow m \min + (1 - m) \min_{batch},\quad
+        \max \leftarrow m \max + (1 - m) \max_{batch}.
+
+    A single extreme batch moves the range by only ``1 - m`` of its excess,
+    so rare outlier batches are damped; a range seen on every batch is kept.
+
+    Args:
+        momentum (float): Weight ``m`` of the previous range, in [0, 1).
+            Defaults to 0.9.
+        ch_axis (int, optional): Channel axis for per-channel statistics, or
+            None for one range over the whole tensor. Defaults to None.
+    """
+
+    def __init__(self, momentum: float = 0.9,
+                 ch_axis: Optional[int] = None) -> None:
+        if not 0. <= momentum < 1.:
+            raise ValueError(f'EMA momentum must be in [0, 1), got {momentum}.')
+        super().__init__(ch_axis)
+        self.momentum = momentum
+
+    def _observe(self, x: Tensor) -> None:
+        low, high = self._extremes(x)
+        if self.has_data:
+            m = self.momentum
+            low = m * self.min_val + (1 - m) * low
+            high = m * self.max_val + (1 - m) * high
+        self.min_val, self.max_val = low, high
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', momentum={self.momentum}'
