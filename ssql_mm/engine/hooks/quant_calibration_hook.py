@@ -1,5 +1,5 @@
 """Measure activation ranges before a run, then freeze them."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from mmengine.dataset import DefaultSampler, InfiniteSampler
@@ -10,7 +10,9 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from ssql_mm.quantization import calibrate, fake_quantizers
+from ssql_mm.quantization import (calibrate, fake_quantizers, observer_config,
+                                  set_observers)
+from ssql_mm.quantization.observer_registry import ObserverSpec
 from ssql_mm.quantization.fake_quantize import ActivationFakeQuantize
 
 __all__ = ['QuantCalibrationHook', 'sync_ranges', 'finite_loader']
@@ -64,7 +66,8 @@ class QuantCalibrationHook(Hook):
     """Calibrate a quantized model on ``num_batches`` batches before it runs.
 
     The model runs in float and eval mode over batches of the chosen
-    dataloader, activation ranges (min/max) are recorded, synchronised across
+    dataloader, activation ranges are recorded (min/max unless another
+    observer is chosen), synchronised across
     ranks and frozen. Frozen ranges are saved with the model's checkpoints
     and restored when one is loaded.
 
@@ -85,22 +88,34 @@ class QuantCalibrationHook(Hook):
 
     Args:
         num_batches (int): Batches to calibrate on. Defaults to 10.
-        dataloader (str): Which of the runner's dataloaders to draw them
-            from: ``'train'`` (the paper's protocol), ``'val'`` or
-            ``'test'``. Defaults to 'train'.
+        dataloader (str | dict): Which of the runner's dataloaders to draw
+            them from: ``'train'`` (the paper's protocol), ``'val'`` or
+            ``'test'``; or a dataloader config of its own (for example the
+            training images with the test pipeline), built once with the
+            runner's seed. Defaults to 'train'.
+        observer (str | dict): How ranges are found: ``'minmax'`` (the
+            paper's), ``'ema'``, ``'percentile'``, ``'mse'``, ``'kl'``, with
+            arguments as ``'percentile:percentile=99.9'`` or
+            ``dict(type='percentile', percentile=99.9)`` (see
+            ``ssql_mm.quantization.observer_config``). Its weight ranges
+            (per-channel MSE for ``'mse'``) also apply to ranges restored
+            from a checkpoint. Defaults to 'minmax'.
     """
     priority = 'HIGH'
 
     def __init__(self,
                  num_batches: int = 10,
-                 dataloader: str = 'train') -> None:
+                 dataloader: Union[str, dict] = 'train',
+                 observer: ObserverSpec = 'minmax') -> None:
         if not isinstance(num_batches, int) or num_batches < 1:
             raise ValueError(f'num_batches must be an int >= 1, got {num_batches!r}.')
-        if dataloader not in _LOADERS:
-            raise ValueError(f'dataloader must be one of {_LOADERS}, got '
-                             f'{dataloader!r}.')
+        if not isinstance(dataloader, dict) and dataloader not in _LOADERS:
+            raise ValueError(f'dataloader must be one of {_LOADERS} or a '
+                             f'dataloader config dict, got {dataloader!r}.')
         self.num_batches = num_batches
         self.dataloader = dataloader
+        self.observer = observer_config(observer)
+        self._own_loader: Optional[DataLoader] = None
 
     def before_train(self, runner) -> None:
         self._calibrate(runner)
@@ -121,16 +136,27 @@ class QuantCalibrationHook(Hook):
                                "type='mmpretrain.QuantResNet'.")
         in_use = [q for q in quantizers if q.bits is not None]
         if all(q.frozen for q in in_use):
+            set_observers(model, self.observer)
             return
-        loader = finite_loader(
-            getattr(runner, f'{self.dataloader}_dataloader'))
+        loader = finite_loader(self._loader(runner))
 
         def forward(m, data_batch):
             data = m.data_preprocessor(data_batch, False)
             m(**data, mode='tensor')
 
-        seen = calibrate(model, loader, self.num_batches, forward)
+        seen = calibrate(model, loader, self.num_batches, forward,
+                         self.observer)
         sync_ranges(model)
+        source = 'own' if isinstance(self.dataloader, dict) else self.dataloader
         MMLogger.get_current_instance().info(
             f'Calibrated activation ranges of {len(quantizers)} quantized '
-            f'layers on {seen} {self.dataloader} batches.')
+            f'layers on {seen} {source} batches '
+            f"({self.observer['type']} observer).")
+
+    def _loader(self, runner) -> DataLoader:
+        if not isinstance(self.dataloader, dict):
+            return getattr(runner, f'{self.dataloader}_dataloader')
+        if self._own_loader is None:
+            self._own_loader = runner.build_dataloader(
+                self.dataloader, seed=runner.seed)
+        return self._own_loader
