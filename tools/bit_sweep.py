@@ -17,6 +17,7 @@ from ssql_mm.checkpoint import CheckpointError
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
 from ssql_mm.evaluation.bit_settings import PAPER_BIT_SETTINGS
 from ssql_mm.evaluation.report import format_table, write_report
+from ssql_mm.quantization import OBSERVERS, observer_config
 
 
 def positive_int(text: str) -> int:
@@ -28,6 +29,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
     return value
+
+
+def observer_arg(text: str) -> str:
+    """argparse type: an observer name (with arguments), checked at once."""
+    try:
+        observer_config(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+    return text
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,6 +60,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--linear-epochs', type=positive_int, default=100)
     parser.add_argument('--linear-lr', type=float, default=0.1)
     parser.add_argument('--calib-batches', type=positive_int, default=10)
+    parser.add_argument('--observer', type=observer_arg, default='minmax',
+                        help='calibration observer: '
+                        f"{', '.join(OBSERVERS)}, with arguments as "
+                        "'percentile:percentile=99.9' (default: %(default)s)")
     parser.add_argument('--batch-size', type=positive_int, default=256)
     parser.add_argument('--train-per-class', type=positive_int,
                         help='bank = first N training images per class; '
@@ -69,6 +83,7 @@ def main() -> None:
         knn=args.knn or both, linear=args.linear or both, knn_k=args.k,
         knn_temperature=args.temperature, linear_epochs=args.linear_epochs,
         linear_lr=args.linear_lr, calib_batches=args.calib_batches,
+        observer=args.observer,
         batch_size=args.batch_size, train_per_class=args.train_per_class,
         img_size=args.img_size, seed=args.seed,
         device=args.device)

@@ -1,5 +1,5 @@
 """Calibrate a quantized backbone and extract its pooled features."""
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -49,7 +49,8 @@ def calibrate_backbone(model: nn.Module,
                        std: Sequence[float],
                        batch_size: int = 256,
                        num_batches: int = 10,
-                       seed: int = 0) -> int:
+                       seed: int = 0,
+                       observer: Union[str, dict] = 'minmax') -> int:
     """Calibrate activation ranges on randomly drawn training images.
 
     Args:
@@ -60,6 +61,8 @@ def calibrate_backbone(model: nn.Module,
         batch_size (int): Images per batch. Defaults to 256.
         num_batches (int): Batches to calibrate on. Defaults to 10.
         seed (int): Seed of the draw. Defaults to 0.
+        observer (str | dict): How ranges are found (see
+            ``ssql_mm.quantization.observer_config``). Defaults to 'minmax'.
 
     Returns:
         int: Batches seen.
@@ -68,7 +71,7 @@ def calibrate_backbone(model: nn.Module,
     order = torch.randperm(
         len(images), generator=torch.Generator().manual_seed(seed))
     batches = normalized_batches(images, mean, std, batch_size, device, order)
-    return calibrate(model, batches, num_batches)
+    return calibrate(model, batches, num_batches, observer=observer)
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.utils import ProgressBar
 
+from ssql_mm.quantization import observer_config
 from .bit_settings import BitSetting, parse_bit_settings
 from .features import calibrate_backbone, extract_features
 from .image_folder import ImageFolderSplit, find_images, load_split
@@ -30,6 +31,9 @@ class SweepConfig:
         linear_epochs (int): Linear-probe epochs. Defaults to 100.
         linear_lr (float): Linear-probe learning rate. Defaults to 0.1.
         calib_batches (int): Calibration batches. Defaults to 10.
+        observer (str): Calibration observer, ``'NAME'`` or
+            ``'NAME:KEY=VALUE,...'`` (``minmax``, ``ema``, ``percentile``,
+            ``mse``, ``kl``). Defaults to 'minmax'.
         batch_size (int): Batch size of calibration and extraction.
             Defaults to 256.
         train_per_class (int, optional): Use the first N training images
@@ -51,6 +55,7 @@ class SweepConfig:
     linear_epochs: int = 100
     linear_lr: float = 0.1
     calib_batches: int = 10
+    observer: str = 'minmax'
     batch_size: int = 256
     train_per_class: Optional[int] = None
     img_size: Optional[int] = None
@@ -127,7 +132,8 @@ def _evaluate(backbone: PretrainedBackbone, setting: BitSetting,
     model = backbone.build(setting).to(device)
     if not setting.is_float:
         calibrate_backbone(model, calib_images, backbone.mean, backbone.std,
-                           cfg.batch_size, cfg.calib_batches, cfg.seed)
+                           cfg.batch_size, cfg.calib_batches, cfg.seed,
+                           cfg.observer)
     step = progress.update
     train_feats = extract_features(model, train.images, backbone.mean,
                                    backbone.std, cfg.batch_size, step)
@@ -159,9 +165,9 @@ def run_bit_sweep(checkpoints: Sequence[str],
     Everything that can be checked quickly (bit settings, checkpoints,
     image folders) is checked before any feature is extracted. For each
     checkpoint and setting the backbone is rebuilt quantized, calibrated
-    on training images (float, eval mode, min/max, then frozen), and the
-    frozen features of both splits are extracted once; kNN and the linear
-    probe both use those cached features.
+    on training images (float, eval mode, ``cfg.observer``, then frozen),
+    and the frozen features of both splits are extracted once; kNN and the
+    linear probe both use those cached features.
 
     Args:
         checkpoints (Sequence[str]): Checkpoint files.
@@ -178,6 +184,7 @@ def run_bit_sweep(checkpoints: Sequence[str],
     cfg = cfg or SweepConfig()
     if not (cfg.knn or cfg.linear):
         raise ValueError('Nothing to report: enable kNN and/or linear probe.')
+    observer_config(cfg.observer)
     if not checkpoints:
         raise ValueError('No checkpoint given.')
     settings = parse_bit_settings(bits)
