@@ -3,20 +3,22 @@
 Every function takes float RGB images ``(B, 3, H, W)`` in ``[0, 1]`` and a
 ``torch.Generator`` and draws one set of random parameters per image, with
 the semantics of torchvision's ``RandomResizedCrop``, ``ColorJitter``,
-``RandomGrayscale`` and ``RandomHorizontalFlip``. Differences: the crop is
-resampled with ``grid_sample`` (bilinear, no antialias; crops of CIFAR views
-are never downscaled, so this equals a bilinear resize), and the colour-jitter
-order is drawn per image as in torchvision.
+``RandomGrayscale`` and ``RandomHorizontalFlip``; the colour-jitter order is
+drawn per image as in torchvision. One difference: the crop is resampled from
+the whole image with ``grid_sample`` (bilinear, no antialias), so the
+outermost output pixels blend in the image pixels just outside the box where
+crop-then-resize would repeat the box's edge pixels; inside, it is the same
+bilinear resize (crops of CIFAR views are never downscaled).
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    'random_resized_crop', 'color_jitter', 'random_grayscale', 'hflip_mask',
-    'rgb_to_grayscale'
+    'crop_boxes', 'resized_crops', 'random_resized_crop', 'color_jitter',
+    'random_grayscale', 'hflip_mask', 'rgb_to_grayscale'
 ]
 
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
@@ -72,6 +74,42 @@ def crop_boxes(n: int,
     return torch.stack([top, left, ch, cw], dim=1)
 
 
+def resized_crops(images: torch.Tensor,
+                  boxes: torch.Tensor,
+                  size: int,
+                  flip: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Crop ``boxes`` out of ``images`` and resize each to ``size``.
+
+    Bilinear resampling with ``grid_sample``: output pixel edges map onto the
+    box's pixel edges (``align_corners=False``), so a box of the output size
+    is copied exactly.
+
+    Args:
+        images (Tensor): ``(B, C, H, W)`` float images.
+        boxes (Tensor): ``(B, 4)`` boxes ``(top, left, h, w)`` in pixels.
+        size (int): Output side.
+        flip (Tensor, optional): bool ``(B,)``; mirror these crops
+            horizontally (fused into the same resampling). Defaults to None.
+
+    Returns:
+        Tensor: ``(B, C, size, size)``.
+    """
+    b, c, height, width = images.shape
+    top, left, h, w = boxes.to(images.device, images.dtype).unbind(1)
+    sx, sy = w / width, h / height
+    tx, ty = (2 * left + w) / width - 1, (2 * top + h) / height - 1
+    if flip is not None:
+        sx = torch.where(flip.to(images.device), -sx, sx)
+    zero = torch.zeros_like(sx)
+    theta = torch.stack([
+        torch.stack([sx, zero, tx], 1),
+        torch.stack([zero, sy, ty], 1)
+    ], 1)
+    grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode='bilinear',
+                         padding_mode='border', align_corners=False)
+
+
 def random_resized_crop(images: torch.Tensor,
                         size: int,
                         scale: Tuple[float, float] = (0.08, 1.0),
@@ -88,8 +126,7 @@ def random_resized_crop(images: torch.Tensor,
             (0.08, 1.0).
         ratio (tuple[float, float]): Aspect ratio range. Defaults to
             (3/4, 4/3).
-        flip (Tensor, optional): bool ``(B,)``; mirror these crops
-            horizontally (fused into the same resampling). Defaults to None.
+        flip (Tensor, optional): See :func:`resized_crops`. Defaults to None.
         generator (torch.Generator, optional): Random source. Defaults to
             None (the global one).
 
@@ -97,23 +134,8 @@ def random_resized_crop(images: torch.Tensor,
         Tensor: ``(B, C, size, size)``.
     """
     b, _, height, width = images.shape
-    boxes = crop_boxes(b, height, width, scale, ratio, generator).to(
-        images.device, images.dtype)
-    top, left, h, w = boxes.unbind(1)
-    # Output edges [-1, 1] map onto the crop's pixel edges (align_corners=False).
-    sx, sy = w / width, h / height
-    tx, ty = (2 * left + w) / width - 1, (2 * top + h) / height - 1
-    if flip is not None:
-        sx = torch.where(flip.to(images.device), -sx, sx)
-    zero = torch.zeros_like(sx)
-    theta = torch.stack([
-        torch.stack([sx, zero, tx], 1),
-        torch.stack([zero, sy, ty], 1)
-    ], 1)
-    grid = F.affine_grid(theta, [b, images.shape[1], size, size],
-                         align_corners=False)
-    return F.grid_sample(images, grid, mode='bilinear',
-                         padding_mode='border', align_corners=False)
+    boxes = crop_boxes(b, height, width, scale, ratio, generator)
+    return resized_crops(images, boxes, size, flip)
 
 
 def rgb_to_grayscale(images: torch.Tensor) -> torch.Tensor:
@@ -168,6 +190,23 @@ def _adjust_hue(img: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return _hsv_to_rgb(hsv)
 
 
+def _adjust_brightness(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return (img * factor.view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def _adjust_contrast(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    mean = rgb_to_grayscale(img).mean(dim=(1, 2, 3), keepdim=True)
+    return _blend(img, mean, factor)
+
+
+def _adjust_saturation(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return _blend(img, rgb_to_grayscale(img), factor)
+
+
+_JITTER_OPS = (_adjust_brightness, _adjust_contrast, _adjust_saturation,
+               _adjust_hue)
+
+
 def color_jitter(images: torch.Tensor,
                  brightness: float = 0.4,
                  contrast: float = 0.4,
@@ -218,17 +257,7 @@ def color_jitter(images: torch.Tensor,
             sel = (order[:, step] == op).nonzero().flatten().to(device)
             if sel.numel() == 0:
                 continue
-            xs, fs = x[sel], f[sel, op]
-            if op == 0:
-                xs = (xs * fs.view(-1, 1, 1, 1)).clamp_(0, 1)
-            elif op == 1:
-                mean = rgb_to_grayscale(xs).mean(dim=(1, 2, 3), keepdim=True)
-                xs = _blend(xs, mean, fs)
-            elif op == 2:
-                xs = _blend(xs, rgb_to_grayscale(xs), fs)
-            else:
-                xs = _adjust_hue(xs, fs)
-            x[sel] = xs
+            x[sel] = _JITTER_OPS[op](x[sel], f[sel, op])
     out[idx.to(device)] = x
     return out
 
@@ -250,10 +279,3 @@ def hflip_mask(n: int,
     """bool ``(n,)``: which images to mirror."""
     return torch.rand(n, generator=generator) < prob
 
-
-def normalize(images: torch.Tensor, mean: Sequence[float],
-              std: Sequence[float]) -> torch.Tensor:
-    """``(x - mean) / std`` per channel."""
-    m = images.new_tensor(mean).view(1, -1, 1, 1)
-    s = images.new_tensor(std).view(1, -1, 1, 1)
-    return (images - m) / s
