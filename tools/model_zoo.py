@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument('--dataset', help='evaluation data of the results')
     pub.add_argument('--metafile')
     pub.add_argument('--out-dir', help='where the slim copy goes')
+    pub.add_argument('--backbone-only', action='store_true',
+                     help="keep only the 'backbone.*' weights")
     pub.add_argument('--trust-checkpoint', action='store_true',
                      help='load without the safe allow-list (trusted files '
                      'only)')
@@ -103,7 +105,8 @@ def run(args: argparse.Namespace) -> None:
                 out_dir=args.out_dir, url=args.url, config=args.config,
                 training_data=args.training_data,
                 results=parse_results(args.result), dataset=args.dataset,
-                index=args.index, trusted=args.trust_checkpoint)
+                index=args.index, trusted=args.trust_checkpoint,
+                backbone_only=args.backbone_only)
             print(f"{entry['Name']}: {entry['Metadata']['Checkpoint']}")
         elif args.command == 'table':
             if args.out:

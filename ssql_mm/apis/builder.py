@@ -15,6 +15,8 @@ from .model_index import get_model_entry
 
 __all__ = ['get_model']
 
+BACKBONE = 'backbone.'
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -38,7 +40,9 @@ def get_model(name: str,
             None (``$SSQL_MM_BASE_URL`` or the published URL).
 
     Returns:
-        nn.Module: The model in eval mode; the weights load strictly.
+        nn.Module: The model in eval mode; the weights load strictly. A
+        checkpoint holding only ``backbone.*`` weights (as the zoo's
+        CPU-reproduction entries do) gives the config's backbone alone.
     """
     entry = get_model_entry(name, index)
     if entry.config_path is None or not os.path.isfile(entry.config_path):
@@ -49,14 +53,19 @@ def get_model(name: str,
     model_cfg = cfg.model.copy()
     if 'data_preprocessor' in cfg and 'data_preprocessor' not in model_cfg:
         model_cfg.data_preprocessor = cfg.data_preprocessor
-    with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope', 'mmpretrain')):
-        model = MODELS.build(model_cfg)
+    state = None
     if pretrained:
         path = pretrained if isinstance(pretrained, str) else \
             download_checkpoint(name, index=index, base_url=base_url)
         if '://' in path:
             path = download_checkpoint(path, index=index)
-        model.load_state_dict(
-            unwrap_state_dict(read_checkpoint(path), f"'{path}'"), strict=True)
+        state = unwrap_state_dict(read_checkpoint(path), f"'{path}'")
+        if state and all(k.startswith(BACKBONE) for k in state):
+            model_cfg = model_cfg.backbone  # the file is a backbone
+            state = {k[len(BACKBONE):]: v for k, v in state.items()}
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmpretrain')):
+        model = MODELS.build(model_cfg)
+    if state is not None:
+        model.load_state_dict(state, strict=True)
     return model.to(device).eval()

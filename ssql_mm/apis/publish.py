@@ -43,15 +43,19 @@ def metric_key(setting: str) -> str:
 
 
 def _slim_copy(checkpoint: PathLike, out_dir: Path, name: str,
-               trusted: bool) -> Path:
-    """Weights and meta only, named by their hash: the same input checkpoint
+               trusted: bool, backbone_only: bool = False) -> Path:
+    """Weights and meta only (only ``backbone.*`` weights with
+    ``backbone_only``), named by their hash: the same input checkpoint
     always gives the same file, byte for byte."""
     loaded = read_checkpoint(checkpoint, trusted=trusted)
     meta = loaded.get('meta') if isinstance(loaded.get('meta'), dict) else {}
-    data = checkpoint_bytes({
-        'meta': meta,
-        'state_dict': unwrap_state_dict(loaded, f"'{checkpoint}'")
-    })
+    state = unwrap_state_dict(loaded, f"'{checkpoint}'")
+    if backbone_only:
+        state = {k: v for k, v in state.items() if k.startswith('backbone.')}
+        if not state:
+            raise ValueError(f"{checkpoint} has no 'backbone.*' weights; "
+                             'publish it without --backbone-only.')
+    data = checkpoint_bytes({'meta': meta, 'state_dict': state})
     final = out_dir / f'{name}_{hashlib.sha256(data).hexdigest()[:8]}.pth'
     atomic_write_bytes(data, final)
     return final
@@ -81,7 +85,8 @@ def publish_checkpoint(checkpoint: PathLike,
                        task: str = 'Linear Evaluation',
                        collection: str = 'SSQL',
                        index: Optional[PathLike] = None,
-                       trusted: bool = False) -> Dict[str, Any]:
+                       trusted: bool = False,
+                       backbone_only: bool = False) -> Dict[str, Any]:
     """Write (or update) the metafile entry of a checkpoint.
 
     Args:
@@ -108,6 +113,9 @@ def publish_checkpoint(checkpoint: PathLike,
             None, :func:`default_index_path`.
         trusted (bool): Load ``checkpoint`` without the safe allow-list.
             Defaults to False.
+        backbone_only (bool): Keep only the ``backbone.*`` weights (what
+            feature extraction, fine-tuning and deployment need; a third to
+            a half of a self-supervised model's file). Defaults to False.
 
     Returns:
         dict: The entry as written.
@@ -119,7 +127,7 @@ def publish_checkpoint(checkpoint: PathLike,
     if config is not None and not (root / config).is_file():
         raise FileNotFoundError(f'Config {config} not found under {root}.')
     out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent
-    copy = _slim_copy(checkpoint, out, name, trusted)
+    copy = _slim_copy(checkpoint, out, name, trusted, backbone_only)
 
     data: Dict[str, Any] = {}
     if metafile.is_file():

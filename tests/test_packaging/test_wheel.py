@@ -94,7 +94,7 @@ def test_installed_package_lists_fetches_and_builds_from_its_own_files(
         import json, sys
         from ssql_mm.apis import download_checkpoint, get_model, list_models
         from ssql_mm.apis.model_index import resource_root
-        name = 'ssql-simsiam_resnet18-w8_1xb128-coslr-4e_cifar10-5k'
+        name = 'ssql-simsiam_resnet18_4xb128-coslr-400e_cifar10'
         model = get_model(name, pretrained=False)
         print(json.dumps(dict(
             root=str(resource_root()), models=list_models(),

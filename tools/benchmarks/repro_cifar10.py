@@ -1,7 +1,8 @@
 """CIFAR-10 reproduction of SSQL's bit-width robustness, sized for a CPU.
 
-Pretrains SimSiam and SSQL-SimSiam (identical except for the algorithm) on
-all 50,000 CIFAR-10 training images for two seeds each, then evaluates every
+Pretrains SimSiam and SSQL-SimSiam (identical except for the algorithm; or
+the BYOL / MoCo v2 pairs with ``--methods byol ssql-byol``) on all 50,000
+CIFAR-10 training images for two seeds each, then evaluates every
 checkpoint and a random-init backbone at FP, 8w8a, 4w4a, 3w3a and 2w4a with
 the bit sweep (kNN and linear probe on frozen features; bank from training
 images disjoint from the calibration images; all 10,000 test images).
@@ -26,6 +27,10 @@ from typing import Dict, List, Sequence, Tuple
 CONFIGS = {
     'simsiam': 'configs/baselines/simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
     'ssql': 'configs/ssql/ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
+    'byol': 'configs/baselines/byol_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
+    'ssql-byol': 'configs/ssql/ssql-byol_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
+    'mocov2': 'configs/baselines/mocov2_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
+    'ssql-mocov2': 'configs/ssql/ssql-mocov2_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
 }
 CACHE = 'data/cache/cifar10_arrays'
 SWEEP_BITS = ['fp', '8/8', '4/4', '3/3', '2/4']
@@ -103,7 +108,8 @@ def stage_train(args: argparse.Namespace) -> Dict[str, str]:
     pending = []
     for seed in args.seeds:
         stream = []
-        for method in sorted(args.methods, key=lambda m: m != 'ssql'):
+        for method in sorted(args.methods,
+                             key=lambda m: not m.startswith('ssql')):
             name = run_name(method, seed)
             if osp.isfile(final_checkpoint(args.work, method, seed, args.iters)):
                 print(f'[repro] {name}: finished earlier, skipped', flush=True)
