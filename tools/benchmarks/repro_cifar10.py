@@ -57,10 +57,32 @@ def train_command(args: argparse.Namespace, method: str,
         f'train_dataloader.dataset.cache_dir={CACHE}', f'randomness.seed={seed}',
         f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.T_max={args.iters}',
         f'param_scheduler.0.end={args.iters}'
-    ]
+    ] + [f'{k}={v}' for k, v in size_options(args).items()]
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cmd.append('--resume')
     return cmd
+
+
+def size_options(args: argparse.Namespace) -> Dict[str, object]:
+    """Config overrides for a width, head size or batch other than the
+    configs' (e.g. the paper's full-width model on a GPU)."""
+    opts: Dict[str, object] = {}
+    if args.width is not None:
+        opts.update({'model.backbone.stem_channels': args.width,
+                     'model.backbone.base_channels': args.width,
+                     'model.neck.in_channels': args.width * 8})
+    if args.head_dim is not None:
+        opts.update({'model.neck.hid_channels': args.head_dim,
+                     'model.neck.out_channels': args.head_dim,
+                     'model.head.predictor.in_channels': args.head_dim,
+                     'model.head.predictor.out_channels': args.head_dim})
+    if args.pred_hidden is not None:
+        opts['model.head.predictor.hid_channels'] = args.pred_hidden
+    if args.batch_size is not None:
+        # SGD lr 0.05 per 256 images, as in the configs.
+        opts.update({'train_dataloader.batch_size': args.batch_size,
+                     'optim_wrapper.optimizer.lr': 0.05 * args.batch_size / 256})
+    return opts
 
 
 def run_streams(streams: Sequence[Sequence[Tuple[str, List[str], str]]],
@@ -139,6 +161,7 @@ def random_init_checkpoint(args: argparse.Namespace) -> str:
 
     import ssql_mm  # noqa: F401
     cfg = Config.fromfile(CONFIGS['simsiam'])
+    cfg.merge_from_dict(size_options(args))
     init_default_scope('mmpretrain')
     set_random_seed(0)
     model = MODELS.build(cfg.model)
@@ -256,6 +279,18 @@ def parse_args() -> argparse.Namespace:
                         help='runs side by side')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads per run')
+    parser.add_argument('--width', type=int,
+                        help='ResNet stem/base channels (configs: 16; the '
+                        'paper: 64)')
+    parser.add_argument('--head-dim', type=int,
+                        help='projector and predictor output size '
+                        '(configs: 512; the paper: 2048)')
+    parser.add_argument('--pred-hidden', type=int,
+                        help='predictor hidden size (configs: 128; the '
+                        'paper: 2048)')
+    parser.add_argument('--batch-size', type=int,
+                        help='batch size, lr scaled as 0.05 x batch / 256 '
+                        '(configs: 128)')
     parser.add_argument('--bank-per-class', type=int, default=1000,
                         help='kNN bank / linear-probe training images per '
                         'class; calibration draws from the other ones')
