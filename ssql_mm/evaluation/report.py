@@ -10,7 +10,8 @@ from .sweep import SweepResult
 __all__ = ['METRIC_TITLES', 'format_table', 'write_csv', 'write_json',
            'plot_sweep', 'write_report']
 
-METRIC_TITLES = {'knn': 'kNN top-1 (%)', 'linear': 'linear probe top-1 (%)'}
+METRIC_TITLES = {'knn': 'kNN top-1 (%)', 'linear': 'linear probe top-1 (%)',
+                 'top1': 'fine-tuned top-1 (%)'}
 
 
 def _metrics(result: SweepResult) -> Dict[str, Dict[str, Dict[str, float]]]:

@@ -68,16 +68,20 @@ class SweepResult:
     """Top-1 accuracies (percent) per checkpoint and setting.
 
     Args:
-        checkpoints (list[str]): Checkpoint names, in order.
+        checkpoints (list[str]): Checkpoint names (the table's columns; the
+            transfer benchmark puts its observers there), in order.
         settings (list[str]): Setting names, in order.
         knn (dict): ``knn[checkpoint][setting]``; empty if not run.
         linear (dict): ``linear[checkpoint][setting]``; empty if not run.
+        top1 (dict): ``top1[column][setting]``, the fine-tuned classifier's
+            test top-1 (transfer benchmark); empty if not run.
         meta (dict): Data sizes and options.
     """
     checkpoints: List[str]
     settings: List[str]
     knn: Dict[str, Dict[str, float]] = field(default_factory=dict)
     linear: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    top1: Dict[str, Dict[str, float]] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

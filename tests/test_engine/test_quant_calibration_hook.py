@@ -187,7 +187,7 @@ def test_hook_rejects_bad_arguments_and_float_models():
     with pytest.raises(ValueError, match='num_batches'):
         QuantCalibrationHook(num_batches=0)
     with pytest.raises(ValueError, match='dataloader'):
-        QuantCalibrationHook(dataloader='calib')
+        QuantCalibrationHook(dataloader='calibration')
     float_model = ImageClassifier(
         backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4,
                       base_channels=4),

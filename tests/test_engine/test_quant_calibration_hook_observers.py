@@ -97,3 +97,22 @@ def test_hook_rejects_unknown_observers_at_construction():
         QuantCalibrationHook(observer='entropy')
     with pytest.raises(ValueError, match='dataloader'):
         QuantCalibrationHook(dataloader=['train'])
+
+
+def test_calib_loader_comes_from_the_config():
+    built = []
+
+    def build_dataloader(cfg, seed=None):
+        built.append(cfg)
+        return _loader()
+
+    calib = dict(batch_size=4, dataset=dict(type='Stub'))
+    runner = SimpleNamespace(model=_classifier(), seed=0,
+                             cfg=dict(calib_dataloader=calib),
+                             build_dataloader=build_dataloader)
+    QuantCalibrationHook(num_batches=1, dataloader='calib').before_test(runner)
+    assert built == [calib]
+    runner = SimpleNamespace(model=_classifier(), seed=0, cfg=dict(),
+                             build_dataloader=build_dataloader)
+    with pytest.raises(KeyError, match='calib_dataloader'):
+        QuantCalibrationHook(dataloader='calib').before_test(runner)

@@ -17,7 +17,7 @@ from ssql_mm.quantization.fake_quantize import ActivationFakeQuantize
 
 __all__ = ['QuantCalibrationHook', 'sync_ranges', 'finite_loader']
 
-_LOADERS = ('train', 'val', 'test')
+_LOADERS = ('train', 'val', 'test', 'calib')
 
 
 def sync_ranges(model: torch.nn.Module) -> None:
@@ -90,9 +90,10 @@ class QuantCalibrationHook(Hook):
         num_batches (int): Batches to calibrate on. Defaults to 10.
         dataloader (str | dict): Which of the runner's dataloaders to draw
             them from: ``'train'`` (the paper's protocol), ``'val'`` or
-            ``'test'``; or a dataloader config of its own (for example the
-            training images with the test pipeline), built once with the
-            runner's seed. Defaults to 'train'.
+            ``'test'``; ``'calib'``, a loader built from the config's
+            ``calib_dataloader`` (for example the training images with the
+            test pipeline); or a dataloader config dict. Own loaders are
+            built once, with the runner's seed. Defaults to 'train'.
         observer (str | dict): How ranges are found: ``'minmax'`` (the
             paper's), ``'ema'``, ``'percentile'``, ``'mse'``, ``'kl'``, with
             arguments as ``'percentile:percentile=99.9'`` or
@@ -154,9 +155,16 @@ class QuantCalibrationHook(Hook):
             f"({self.observer['type']} observer).")
 
     def _loader(self, runner) -> DataLoader:
-        if not isinstance(self.dataloader, dict):
+        if self._own_loader is not None:
+            return self._own_loader
+        cfg = self.dataloader
+        if cfg == 'calib':
+            cfg = runner.cfg.get('calib_dataloader')
+            if cfg is None:
+                raise KeyError("QuantCalibrationHook(dataloader='calib') "
+                               'needs a calib_dataloader in the config; add '
+                               'one or choose train/val/test.')
+        if not isinstance(cfg, dict):
             return getattr(runner, f'{self.dataloader}_dataloader')
-        if self._own_loader is None:
-            self._own_loader = runner.build_dataloader(
-                self.dataloader, seed=runner.seed)
+        self._own_loader = runner.build_dataloader(cfg, seed=runner.seed)
         return self._own_loader

@@ -1,0 +1,19 @@
+# Caltech-101 (102 classes incl. BACKGROUND_Google): 101_ObjectCategories/
+# <class>/*.jpg with mmpretrain's meta/{train,test}.txt split
+# (mmpretrain's Caltech101; train split 'train', test split 'test'), on the shared
+# transfer base. Another location: --cfg-options data_root=... is not enough
+# (variables are substituted when read); set each dataloader's
+# dataset.data_root.
+_base_ = '../default_transfer.py'
+
+data_root = 'data/caltech-101'
+num_classes = 102
+model = dict(head=dict(num_classes=num_classes))
+data_preprocessor = dict(num_classes=num_classes)
+train_dataloader = dict(
+    dataset=dict(type='Caltech101', data_root=data_root, split='train'))
+val_dataloader = dict(
+    dataset=dict(type='Caltech101', data_root=data_root, split='test'))
+test_dataloader = val_dataloader
+calib_dataloader = dict(
+    dataset=dict(type='Caltech101', data_root=data_root, split='train'))

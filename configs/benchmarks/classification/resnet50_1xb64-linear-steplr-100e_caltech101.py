@@ -1,0 +1,10 @@
+# Linear probe of a pretrained SSQL ResNet-50 on Caltech101 (official SSQL
+# recipe): frozen backbone and BatchNorm statistics, float linear head. At
+# other bits (--cfg-options model.backbone.w_bits=W model.backbone.a_bits=A)
+# the frozen backbone is calibrated once before training and the head learns
+# on its quantized features, as in the paper's linear evaluation.
+_base_ = [
+    './_base_/datasets/caltech101.py',
+    './_base_/schedules/linear_sgd_steplr_100e.py',
+]
+model = dict(backbone=dict(frozen_stages=4, norm_eval=True))

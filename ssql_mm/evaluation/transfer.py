@@ -1,0 +1,208 @@
+"""Transfer benchmark: fine-tune, then quantize post-training at several
+bit-widths and with several calibration observers.
+
+The fine-tuning config is one of ``configs/benchmarks/classification/``: a
+float classifier on a quantized-twin backbone (``QuantResNet*`` at 0/0 bits)
+with a ``QuantCalibrationHook``. Post-training quantization (PTQ) tests the
+fine-tuned weights with the backbone rebuilt at ``W/A`` bits; the hook
+calibrates activation ranges on the config's calibration images with the
+chosen observer first. The result uses the bit sweep's report
+(:mod:`.report`): rows are bit settings, columns observers.
+"""
+import copy
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.runner import Runner
+from mmpretrain.registry import MODELS
+
+from ssql_mm.models.backbones import quant_twin
+from ssql_mm.quantization import observer_config
+from .bit_settings import BitSetting, parse_bit_settings
+from .pretrained_backbone import load_pretrained
+from .sweep import SweepResult
+
+__all__ = [
+    'TOP1_KEY', 'adopt_backbone', 'finetune', 'ptq_test', 'run_transfer'
+]
+
+TOP1_KEY = 'accuracy/top1'
+_HOOK_TYPES = ('QuantCalibrationHook', 'mmpretrain.QuantCalibrationHook')
+# Backbone keys that belong to the downstream run, not to the architecture.
+_RUN_KEYS = ('type', 'init_cfg', 'frozen_stages', 'norm_eval', 'out_indices',
+             'w_bits', 'a_bits', 'overrides')
+
+
+def _calibration_hook(cfg: Config) -> dict:
+    hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') in
+             _HOOK_TYPES]
+    if len(hooks) != 1:
+        raise ValueError(
+            'A transfer config needs exactly one QuantCalibrationHook in '
+            f'custom_hooks (found {len(hooks)}); use a config from '
+            'configs/benchmarks/classification/.')
+    return hooks[0]
+
+
+def adopt_backbone(cfg: Config, pretrained: str,
+                   pretrain_config: Optional[str] = None) -> None:
+    """Give ``cfg.model`` the backbone architecture of a pretrained checkpoint.
+
+    The architecture (type, depth, widths, strides, ...) comes from the
+    checkpoint's stored config (or ``pretrain_config``); what belongs to the
+    downstream run (bits, frozen stages, init) stays the config's. The head's
+    input width follows the backbone.
+
+    Args:
+        cfg (Config): The transfer config, changed in place.
+        pretrained (str): The pretrained checkpoint.
+        pretrain_config (str, optional): Its pretraining config. Defaults to
+            None (the one stored in the checkpoint).
+    """
+    source = load_pretrained(pretrained, pretrain_config).backbone_cfg
+    float_backbone = MODELS.build(
+        {k: v for k, v in source.items() if k != 'init_cfg'})
+    arch = {k: v for k, v in source.items() if k not in _RUN_KEYS}
+    run = {k: v for k, v in cfg.model.backbone.items()
+           if k in _RUN_KEYS and k != 'type'}
+    cfg.model.backbone = dict(arch, type=quant_twin(source['type']).__name__,
+                              **run)
+    cfg.model.head.in_channels = float_backbone.feat_dim
+
+
+def _runner(cfg: Config, work_dir: str, name: str) -> Runner:
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    cfg.experiment_name = name
+    return Runner.from_cfg(cfg)
+
+
+def finetune(cfg: Config, work_dir: str,
+             pretrained: Optional[str] = None) -> str:
+    """Fine-tune (train) a transfer config and return its last checkpoint.
+
+    Args:
+        cfg (Config): The transfer config.
+        work_dir (str): Where the run writes its logs and checkpoints.
+        pretrained (str, optional): The pretrained checkpoint whose
+            ``backbone.*`` weights start the run. Defaults to None (the
+            config's ``model.backbone.init_cfg``).
+
+    Returns:
+        str: The checkpoint saved at the end of training.
+    """
+    cfg = copy.deepcopy(cfg)
+    if pretrained is not None:
+        cfg.model.backbone.init_cfg = dict(
+            type='Pretrained', checkpoint=pretrained, prefix='backbone.')
+    _runner(cfg, work_dir, 'finetune').train()
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
+             observer: str, work_dir: str) -> Dict[str, float]:
+    """Test fine-tuned weights quantized post-training at ``setting``.
+
+    Args:
+        cfg (Config): The (float) transfer config the weights were trained
+            with.
+        checkpoint (str): The fine-tuned checkpoint.
+        setting (BitSetting): Bit-widths of the backbone.
+        observer (str): Calibration observer (see
+            ``ssql_mm.quantization.observer_config``).
+        work_dir (str): Where the test run writes its logs.
+
+    Returns:
+        dict: The test metrics (``'accuracy/top1'``, ...).
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.model.backbone.w_bits = setting.w_bits or 0
+    cfg.model.backbone.a_bits = setting.a_bits or 0
+    cfg.model.backbone.init_cfg = None
+    cfg.load_from = checkpoint
+    _calibration_hook(cfg)['observer'] = observer
+    name = f"ptq_{setting.name}_{observer.replace(':', '_')}"
+    return _runner(cfg, work_dir, name).test()
+
+
+def run_transfer(config: str,
+                 work_dir: str,
+                 bits: Sequence[str],
+                 observers: Sequence[str] = ('minmax', ),
+                 pretrained: Optional[str] = None,
+                 finetuned: Optional[str] = None,
+                 cfg_options: Optional[dict] = None,
+                 arch_from_checkpoint: bool = False,
+                 pretrain_config: Optional[str] = None) -> SweepResult:
+    """Fine-tune, then test at every bit setting with every observer.
+
+    Bit settings, observers and the config are checked before any training.
+    The float setting is tested once (no observer is involved) and reported
+    in every column.
+
+    Args:
+        config (str): A float transfer config (backbone at 0/0 bits).
+        work_dir (str): Output folder: ``finetune/`` and ``ptq/`` runs.
+        bits (Sequence[str]): Settings such as ``'fp'``, ``'8/8'``, ``'2/4'``.
+        observers (Sequence[str]): Observers, e.g. ``('minmax', 'mse')``.
+            Defaults to ('minmax', ).
+        pretrained (str, optional): Pretrained checkpoint to fine-tune from.
+            Defaults to None (the config's).
+        finetuned (str, optional): Skip fine-tuning and quantize this
+            fine-tuned checkpoint. Defaults to None.
+        cfg_options (dict, optional): Overrides merged into the config.
+            Defaults to None.
+        arch_from_checkpoint (bool): Take the backbone architecture from
+            ``pretrained`` (:func:`adopt_backbone`). Defaults to False.
+        pretrain_config (str, optional): Config of ``pretrained`` when it
+            stores none. Defaults to None.
+
+    Returns:
+        SweepResult: ``top1[observer][setting]`` in percent.
+    """
+    settings = parse_bit_settings(bits)
+    names: List[str] = list(observers)
+    if not names:
+        raise ValueError('No observer given.')
+    if len(set(names)) != len(names):
+        raise ValueError(f'Observer(s) given twice: {names}.')
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f'Observers are given as strings, got {name!r}.')
+        observer_config(name)
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    _calibration_hook(cfg)
+    backbone = cfg.model.backbone
+    if backbone.get('w_bits') or backbone.get('a_bits'):
+        raise ValueError(
+            f'{config} quantizes its backbone (w_bits={backbone.get("w_bits")},'
+            f' a_bits={backbone.get("a_bits")}): PTQ starts from float '
+            'fine-tuning. Use the float config; run QAT configs with '
+            'tools/train.py.')
+    if arch_from_checkpoint:
+        if pretrained is None:
+            raise ValueError('--arch-from-checkpoint needs --pretrained.')
+        adopt_backbone(cfg, pretrained, pretrain_config)
+    if finetuned is None:
+        finetuned = finetune(cfg, osp.join(work_dir, 'finetune'), pretrained)
+    logger = MMLogger.get_current_instance()
+    result = SweepResult(names, [s.name for s in settings])
+    ptq_dir = osp.join(work_dir, 'ptq')
+    for setting in settings:
+        for i, name in enumerate(names):
+            if setting.is_float and i > 0:
+                top1 = result.top1[names[0]][setting.name]
+            else:
+                metrics = ptq_test(cfg, finetuned, setting, name, ptq_dir)
+                top1 = float(metrics[TOP1_KEY])
+            result.top1.setdefault(name, {})[setting.name] = top1
+            logger.info(f'transfer: {setting.name} {name}: top-1 {top1:.2f}')
+    result.meta = dict(config=config, pretrained=pretrained,
+                       finetuned=finetuned, cfg_options=cfg_options or {},
+                       observers=names)
+    return result

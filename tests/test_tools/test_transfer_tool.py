@@ -1,0 +1,133 @@
+"""tools/benchmarks/transfer.py: fine-tune, PTQ at several bits and
+observers, one table; on real CIFAR-10 images at a tiny size."""
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import DATASETS, MODELS
+
+from ssql_mm.evaluation import run_transfer
+
+DEMO = ('configs/benchmarks/classification/'
+        'resnet18-cifar-w16_1xb64-finetune-steplr-10e_cifar10-subset.py')
+PRETRAIN = 'configs/baselines/simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py'
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
+           'calib_dataloader')
+
+
+def tiny_options(data_root):
+    options = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=10',
+               'calib_dataloader.batch_size=10', 'custom_hooks.0.num_batches=2',
+               'default_hooks.logger.interval=1']
+    for loader in LOADERS:
+        options += [f'{loader}.num_workers=0',
+                    f'{loader}.dataset.data_root={data_root}']
+        if loader != 'calib_dataloader':
+            options.append(f'{loader}.persistent_workers=False')
+    return options
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory, cifar_subset):
+    """10 classes of real CIFAR-10 images: 3 train and 2 test per class."""
+    root = tmp_path_factory.mktemp('cifar')
+    for split, count in (('train', 3), ('test', 2)):
+        for name in sorted(os.listdir(osp.join(cifar_subset, split))):
+            src = osp.join(cifar_subset, split, name)
+            (root / split / name).mkdir(parents=True)
+            for file in sorted(os.listdir(src))[:count]:
+                shutil.copy(osp.join(src, file), root / split / name / file)
+    return str(root)
+
+
+@pytest.fixture(scope='module')
+def pretrained(repo_root, tmp_path_factory):
+    """A SimSiam checkpoint as MMEngine writes it (weights and meta cfg)."""
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(osp.join(repo_root, PRETRAIN))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    path = tmp_path_factory.mktemp('pretrained') / 'simsiam.pth'
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(cfg=cfg.pretty_text)), path)
+    return str(path)
+
+
+def float_top1(repo_root, checkpoint, data_root):
+    """Top-1 of the fine-tuned weights in mmpretrain's float ResNet_CIFAR."""
+    cfg = Config.fromfile(osp.join(repo_root, DEMO))
+    backbone = dict(cfg.model.backbone, type='ResNet_CIFAR', init_cfg=None)
+    for key in ('w_bits', 'a_bits'):
+        backbone.pop(key)
+    model = MODELS.build(dict(cfg.model, backbone=backbone,
+                              data_preprocessor=cfg.data_preprocessor))
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    model.load_state_dict(state['state_dict'], strict=True)
+    model.eval()
+    dataset = DATASETS.build(dict(cfg.test_dataloader.dataset,
+                                  data_root=data_root))
+    batch = pseudo_collate([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        samples = model.test_step(batch)
+    correct = sum(int(s.pred_label == s.gt_label) for s in samples)
+    return 100. * correct / len(samples)
+
+
+@pytest.mark.slow
+def test_transfer_tool_end_to_end(repo_root, tiny_data, pretrained, tmp_path):
+    work_dir = tmp_path / 'transfer'
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmarks/transfer.py', DEMO, '--pretrained',
+         pretrained, '--arch-from-checkpoint', '--bits', 'fp', '8/8', '2/4',
+         '--observers', 'minmax', 'mse', '--work-dir', str(work_dir),
+         '--cfg-options', *tiny_options(tiny_data)],
+        cwd=repo_root, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    report = json.loads((work_dir / 'transfer.json').read_text())
+    assert report['settings'] == ['FP', '8w8a', '2w4a']
+    assert report['checkpoints'] == ['minmax', 'mse']
+    top1 = report['top1']
+    assert all(0. <= v <= 100. for col in top1.values() for v in col.values())
+    assert top1['minmax']['FP'] == top1['mse']['FP']
+    table = (work_dir / 'transfer.md').read_text()
+    assert '| bits | minmax | mse |' in table and '| 2w4a |' in table
+    log = result.stdout + result.stderr
+    # two PTQ settings per observer, each calibrated on 2 batches of the
+    # training images, none for FP
+    assert log.count('on 2 calib batches (minmax observer)') == 2
+    assert log.count('on 2 calib batches (mse observer)') == 2
+
+    # FP is the fine-tuned network itself, in mmpretrain's float ResNet.
+    finetuned = report['meta']['finetuned']
+    assert osp.dirname(finetuned) == str(work_dir / 'finetune')
+    assert top1['minmax']['FP'] == pytest.approx(
+        float_top1(repo_root, finetuned, tiny_data))
+
+
+def test_bad_requests_fail_before_training(repo_root, tmp_path):
+    config = osp.join(repo_root, DEMO)
+    qat = tmp_path / 'qat.py'
+    qat.write_text(f'_base_ = {config!r}\n'
+                   'model = dict(backbone=dict(w_bits=4, a_bits=4))\n')
+    with pytest.raises(ValueError, match='PTQ starts from float'):
+        run_transfer(str(qat), str(tmp_path), ['4/4'])
+    with pytest.raises(ValueError, match='Unknown observer'):
+        run_transfer(config, str(tmp_path), ['4/4'], ['minmax', 'entropy'])
+    with pytest.raises(ValueError, match='twice'):
+        run_transfer(config, str(tmp_path), ['4/4'], ['mse', 'mse'])
+    with pytest.raises(ValueError, match='bit setting'):
+        run_transfer(config, str(tmp_path), ['9/x'])
+    no_hook = tmp_path / 'no_hook.py'
+    no_hook.write_text(f'_base_ = {config!r}\ncustom_hooks = []\n')
+    with pytest.raises(ValueError, match='QuantCalibrationHook'):
+        run_transfer(str(no_hook), str(tmp_path), ['4/4'])
+    assert not (tmp_path / 'finetune').exists()

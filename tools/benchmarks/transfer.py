@@ -1,0 +1,71 @@
+"""Transfer benchmark: fine-tune, then PTQ at several bit-widths and observers.
+
+Fine-tunes a pretrained checkpoint with a float config from
+configs/benchmarks/classification/, then tests the fine-tuned weights with
+the backbone quantized at every bit setting, calibrated (1,000 training
+images in the suite's configs) with every observer; writes a table
+(transfer.md, also printed), CSV, JSON and a plot to --work-dir.
+
+Example (the CPU demo on the CIFAR-10 subset)::
+
+    python tools/benchmarks/transfer.py \
+        configs/benchmarks/classification/resnet18-cifar-w16_1xb64-finetune-steplr-10e_cifar10-subset.py \
+        --pretrained PRETRAINED.pth --arch-from-checkpoint \
+        --bits fp 8/8 4/4 2/4 --observers minmax mse percentile \
+        --work-dir work_dirs/transfer_cifar10-subset
+"""
+import argparse
+
+from mmengine.config import DictAction
+from mmengine.logging import MMLogger
+
+from ssql_mm.checkpoint import CheckpointError
+from ssql_mm.evaluation import run_transfer
+from ssql_mm.evaluation.report import format_table, write_report
+from ssql_mm.quantization import OBSERVERS
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='float transfer config')
+    parser.add_argument('--work-dir', required=True,
+                        help='output folder (fine-tuning, PTQ runs, report)')
+    parser.add_argument('--pretrained', help='pretrained checkpoint to '
+                        "fine-tune from (default: the config's init_cfg)")
+    parser.add_argument('--finetuned', help='skip fine-tuning: quantize this '
+                        'fine-tuned checkpoint')
+    parser.add_argument('--bits', nargs='+', default=['fp', '8/8', '4/4', '2/4'],
+                        help="settings 'fp' or 'W/A' (default: %(default)s)")
+    parser.add_argument('--observers', nargs='+', default=['minmax'],
+                        help=f"calibration observers: {', '.join(OBSERVERS)}, "
+                        "with arguments as 'percentile:percentile=99.9' "
+                        '(default: %(default)s)')
+    parser.add_argument('--arch-from-checkpoint', action='store_true',
+                        help="use the backbone architecture stored in "
+                        "--pretrained's config")
+    parser.add_argument('--pretrain-config', help='pretraining config of '
+                        '--pretrained when it stores none')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings (key=value)')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    logger = MMLogger.get_instance('transfer', log_level='INFO')
+    try:
+        result = run_transfer(
+            args.config, args.work_dir, args.bits, args.observers,
+            pretrained=args.pretrained, finetuned=args.finetuned,
+            cfg_options=args.cfg_options,
+            arch_from_checkpoint=args.arch_from_checkpoint,
+            pretrain_config=args.pretrain_config)
+    except (ValueError, TypeError, FileNotFoundError, CheckpointError) as err:
+        raise SystemExit(f'transfer: error: {err}') from err
+    print('\n' + format_table(result))
+    for path in write_report(result, args.work_dir, stem='transfer'):
+        logger.info(f'wrote {path}')
+
+
+if __name__ == '__main__':
+    main()
