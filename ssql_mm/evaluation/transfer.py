@@ -123,6 +123,7 @@ def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
     cfg.model.backbone.a_bits = setting.a_bits or 0
     cfg.model.backbone.init_cfg = None
     cfg.load_from = checkpoint
+    cfg.test_dataloader.persistent_workers = False  # one pass per run
     _calibration_hook(cfg)['observer'] = observer
     name = f"ptq_{setting.name}_{observer.replace(':', '_')}"
     return _runner(cfg, work_dir, name).test()
