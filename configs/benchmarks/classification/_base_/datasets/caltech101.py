@@ -1,9 +1,8 @@
 # Caltech-101 (102 classes incl. BACKGROUND_Google): 101_ObjectCategories/
-# <class>/*.jpg with mmpretrain's meta/{train,test}.txt split
-# (mmpretrain's Caltech101; train split 'train', test split 'test'), on the shared
-# transfer base. Another location: --cfg-options data_root=... is not enough
-# (variables are substituted when read); set each dataloader's
-# dataset.data_root.
+# <class>/*.jpg with mmpretrain's meta/{train,test}.txt split (mmpretrain's
+# Caltech101; train split 'train', test split 'test'), on the shared transfer
+# base. Another location: --cfg-options data_root=... is not enough (variables
+# are substituted when read); set each dataloader's dataset.data_root.
 _base_ = '../default_transfer.py'
 
 data_root = 'data/caltech-101'

@@ -1,8 +1,8 @@
 # CIFAR10 (mmpretrain's CIFAR10: the python pickles in
-# data_root/cifar-10-batches-py/), on the shared transfer base. As in the official
-# SSQL CIFAR transfer: 32 x 32 images resized to 224 (RandomResizedCrop(224,
-# 0.08-1) + flip for training, plain resize to 224 for testing), CIFAR
-# mean/std. The images come decoded (RGB) from the pickles.
+# data_root/cifar-10-batches-py/), on the shared transfer base. As in the
+# official SSQL CIFAR transfer: 32 x 32 images resized to 224
+# (RandomResizedCrop(224, 0.08-1) + flip for training, plain resize to 224 for
+# testing), CIFAR mean/std. The images come decoded (RGB) from the pickles.
 _base_ = '../default_transfer.py'
 
 data_root = 'data/cifar10'

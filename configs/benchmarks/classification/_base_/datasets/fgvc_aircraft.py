@@ -1,9 +1,8 @@
 # FGVC-Aircraft (100 variants): data/images/<id>.jpg with
-# data/images_variant_{trainval,test}.txt
-# (mmpretrain's FGVCAircraft; train split 'trainval', test split 'test'), on the shared
-# transfer base. Another location: --cfg-options data_root=... is not enough
-# (variables are substituted when read); set each dataloader's
-# dataset.data_root.
+# data/images_variant_{trainval,test}.txt (mmpretrain's FGVCAircraft; train
+# split 'trainval', test split 'test'), on the shared transfer base. Another
+# location: --cfg-options data_root=... is not enough (variables are
+# substituted when read); set each dataloader's dataset.data_root.
 _base_ = '../default_transfer.py'
 
 data_root = 'data/fgvc-aircraft-2013b'

@@ -1,7 +1,7 @@
 # Oxford Flowers-102: jpg/image_%05d.jpg with imagelabels.mat and setid.mat
-# (mmpretrain's Flowers102; train split 'trainval', test split 'test'), on the shared
-# transfer base. Another location: --cfg-options data_root=... is not enough
-# (variables are substituted when read); set each dataloader's
+# (mmpretrain's Flowers102; train split 'trainval', test split 'test'), on the
+# shared transfer base. Another location: --cfg-options data_root=... is not
+# enough (variables are substituted when read); set each dataloader's
 # dataset.data_root.
 _base_ = '../default_transfer.py'
 

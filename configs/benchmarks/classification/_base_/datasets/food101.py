@@ -1,8 +1,7 @@
-# Food-101: images/<class>/*.jpg with meta/{train,test}.txt
-# (mmpretrain's Food101; train split 'train', test split 'test'), on the shared
-# transfer base. Another location: --cfg-options data_root=... is not enough
-# (variables are substituted when read); set each dataloader's
-# dataset.data_root.
+# Food-101: images/<class>/*.jpg with meta/{train,test}.txt (mmpretrain's
+# Food101; train split 'train', test split 'test'), on the shared transfer
+# base. Another location: --cfg-options data_root=... is not enough (variables
+# are substituted when read); set each dataloader's dataset.data_root.
 _base_ = '../default_transfer.py'
 
 data_root = 'data/food-101'

@@ -1,9 +1,8 @@
 # Oxford-IIIT Pets (37 breeds): images/*.jpg with
-# annotations/{trainval,test}.txt
-# (mmpretrain's OxfordIIITPet; train split 'trainval', test split 'test'), on the shared
-# transfer base. Another location: --cfg-options data_root=... is not enough
-# (variables are substituted when read); set each dataloader's
-# dataset.data_root.
+# annotations/{trainval,test}.txt (mmpretrain's OxfordIIITPet; train split
+# 'trainval', test split 'test'), on the shared transfer base. Another
+# location: --cfg-options data_root=... is not enough (variables are
+# substituted when read); set each dataloader's dataset.data_root.
 _base_ = '../default_transfer.py'
 
 data_root = 'data/Oxford-IIIT_Pets'
