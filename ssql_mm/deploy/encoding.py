@@ -210,8 +210,10 @@ def encode_layer(name: str,
     if w_quant is not None and w_quant.active:
         _check_export_bits(w_quant.bits, 'Weights', name)
         bits = w_quant.bits
-        scale, _ = weight_qparams(weight, bits, w_quant.ch_axis)
-        fq = fake_quantize_weight(weight, bits, w_quant.ch_axis)
+        max_abs = None if w_quant.clip is None else w_quant.clip(
+            weight, bits, w_quant.ch_axis)  # e.g. chosen by the MSE observer
+        scale, _ = weight_qparams(weight, bits, w_quant.ch_axis, max_abs)
+        fq = fake_quantize_weight(weight, bits, w_quant.ch_axis, max_abs)
         shape = (-1, ) + (1, ) * (weight.dim() - 1)
         codes = torch.round(fq / scale.view(shape))
         codes = codes.clamp(-2**(bits - 1), 2**(bits - 1) - 1)

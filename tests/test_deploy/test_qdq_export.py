@@ -246,3 +246,24 @@ def test_bad_input_gives_clear_errors(tmp_path):
 
     with pytest.raises(ValueError, match="module 'act' \\(Sigmoid\\)"):
         export(WithSigmoid(), tmp_path)
+
+
+def test_observer_chosen_weight_clip_is_what_gets_exported(tmp_path):
+    model = tiny_resnet(4, 4)
+    name, layer = next((n, m) for n, m in quant_layers(model)
+                       if n == 'layer1.0.conv1')
+
+    def half_range(weight, bits, ch_axis):  # clip every channel at half max|w|
+        return weight.abs().flatten(1).amax(1) / 2
+
+    layer.weight_quant.set_clip(half_range)
+    _, onnx_model, _ = export(model, tmp_path)
+    graph = Graph(onnx_model)
+    w_dq = graph.producer[graph.conv(name).input[1]]
+    codes = graph.inits[w_dq.input[0]].astype(np.float32)
+    max_abs = layer.weight.detach().abs().flatten(1).amax(1) / 2
+    scale = max_abs / 7.5
+    expected = torch.clamp(torch.round(layer.weight.detach() /
+                                       scale.view(-1, 1, 1, 1)), -8, 7)
+    assert torch.equal(torch.from_numpy(codes), expected)
+    assert (np.abs(codes) == 8).any() or (codes == 7).any()  # clipped codes
