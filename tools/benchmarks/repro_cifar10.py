@@ -33,6 +33,8 @@ CONFIGS = {
     'ssql-mocov2': 'configs/ssql/ssql-mocov2_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
 }
 CACHE = 'data/cache/cifar10_arrays'
+BASELINES = {'ssql': 'simsiam', 'ssql-byol': 'byol',
+             'ssql-mocov2': 'mocov2'}
 SWEEP_BITS = ['fp', '8/8', '4/4', '3/3', '2/4']
 RANDOM_INIT = 'random_init'
 
@@ -227,6 +229,19 @@ def summarize(args: argparse.Namespace, results: Dict[str, dict]) -> str:
         blocks += ['\n'.join(lines), format_summary(
             summary[metric], settings,
             f'{title}, mean ± 95% CI over seeds {args.seeds}')]
+        pairs = {f'{m} − {BASELINES[m]}': (m, BASELINES[m])
+                 for m in args.methods if BASELINES.get(m) in args.methods}
+        if pairs:
+            diffs = {
+                label: seed_summary(
+                    {s_: {b: scores[run_name(m, s_)][b] -
+                          scores[run_name(base, s_)][b] for b in settings}
+                     for s_ in args.seeds},
+                    {label: list(args.seeds)}, settings)[label]
+                for label, (m, base) in pairs.items()}
+            blocks.append(format_summary(
+                diffs, settings, f'{title}: SSQL − baseline, same seed, '
+                'mean ± 95% CI'))
     text = '\n\n'.join(blocks)
     with open(osp.join(args.work, 'summary.md'), 'w') as f:
         f.write(text + '\n')
