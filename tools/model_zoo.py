@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument('--result', action='append', default=[],
                      metavar='SETTING=TOP1', help='e.g. FP=91.2, 4w4a=89.0')
     pub.add_argument('--dataset', help='evaluation data of the results')
+    pub.add_argument('--task', default='Linear Evaluation',
+                     help='task of the results (default: %(default)s); '
+                     'results of other tasks stay in the entry')
     pub.add_argument('--metafile')
     pub.add_argument('--out-dir', help='where the slim copy goes')
     pub.add_argument('--backbone-only', action='store_true',
@@ -105,6 +108,7 @@ def run(args: argparse.Namespace) -> None:
                 out_dir=args.out_dir, url=args.url, config=args.config,
                 training_data=args.training_data,
                 results=parse_results(args.result), dataset=args.dataset,
+                task=args.task,
                 index=args.index, trusted=args.trust_checkpoint,
                 backbone_only=args.backbone_only)
             print(f"{entry['Name']}: {entry['Metadata']['Checkpoint']}")

@@ -68,4 +68,6 @@ def get_model(name: str,
         model = MODELS.build(model_cfg)
     if state is not None:
         model.load_state_dict(state, strict=True)
-    return model.to(device).eval()
+    model = model.to(device)
+    model.eval()  # mmpretrain's ResNet.train() does not return the module
+    return model

@@ -103,7 +103,9 @@ def publish_checkpoint(checkpoint: PathLike,
             Defaults to None (keep the entry's).
         training_data (str, optional): Pre-training data. Defaults to None.
         results (dict, optional): Top-1 accuracy per bit-width setting
-            (``{'FP': 91.2, '4w4a': 89.0}``). Defaults to None (keep).
+            (``{'FP': 91.2, '4w4a': 89.0}``); they replace the entry's results
+            of the same task and dataset, and results of other tasks are
+            kept. Defaults to None (keep all).
         dataset (str, optional): Evaluation data of ``results``. Defaults to
             None, ``training_data``.
         task (str): Task of ``results``. Defaults to 'Linear Evaluation'.
@@ -157,12 +159,16 @@ def publish_checkpoint(checkpoint: PathLike,
     if config is not None:
         entry['Config'] = config
     if results:
-        entry['Results'] = [{
+        result = {
             'Task': task,
             'Dataset': dataset or metadata.get('Training Data'),
             'Metrics': {metric_key(k): float(v)
                         for k, v in results.items()},
-        }]
+        }
+        kept = [r for r in entry.get('Results') or []
+                if (r.get('Task'), r.get('Dataset')) !=
+                (result['Task'], result['Dataset'])]
+        entry['Results'] = kept + [result]
     atomic_write_bytes(
         (_HEADER + yaml.safe_dump(data, sort_keys=False)).encode('utf-8'),
         metafile)

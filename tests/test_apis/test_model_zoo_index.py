@@ -6,7 +6,7 @@ import torch
 import yaml
 
 from tiny_zoo import TINY_NAME
-from ssql_mm.apis import (load_model_index, model_zoo_markdown,
+from ssql_mm.apis import (get_model, load_model_index, model_zoo_markdown,
                           model_zoo_table, publish_checkpoint)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,3 +88,34 @@ def test_docs_page_is_generated_from_the_metafiles(tmp_path):
                         str(out)]) == 0
     assert out.read_text(encoding='utf-8') == page.read_text(
         encoding='utf-8')
+
+
+def test_publish_keeps_other_tasks_and_backbone_only_builds_the_backbone(
+        zoo, tmp_path):
+    index, metafile = zoo['index'], zoo['root'] / 'configs' / 'metafile.yml'
+    ckpt = tmp_path / 'run' / 'epoch_1.pth'
+    (zoo['root'] / 'checkpoints').mkdir()
+    entry = publish_checkpoint(
+        ckpt, TINY_NAME, metafile=metafile, index=index,
+        out_dir=zoo['root'] / 'checkpoints', url='checkpoints/',
+        results={'FP': 40.0}, task='kNN Evaluation', backbone_only=True)
+    tasks = {r['Task']: r['Metrics'] for r in entry['Results']}
+    assert tasks['Linear Evaluation']['Top 1 Accuracy (4w4a)'] == 78.25
+    assert tasks['kNN Evaluation'] == {'Top 1 Accuracy (FP)': 40.0}
+    entry = publish_checkpoint(
+        ckpt, TINY_NAME, metafile=metafile, index=index,
+        out_dir=zoo['root'] / 'checkpoints', url='checkpoints/',
+        results={'FP': 41.0}, task='kNN Evaluation', backbone_only=True)
+    assert [r['Task'] for r in entry['Results']] == ['Linear Evaluation',
+                                                      'kNN Evaluation']
+    assert entry['Results'][1]['Metrics'] == {'Top 1 Accuracy (FP)': 41.0}
+    file = entry['Metadata']['Checkpoint']['File']
+    assert entry['Weights'] == f'checkpoints/{file}'
+    slim = torch.load(zoo['root'] / 'checkpoints' / file, weights_only=True)
+    assert slim['state_dict'] and all(
+        k.startswith('backbone.') for k in slim['state_dict'])
+    # Resolved beside the index (a file shipped with the package), offline.
+    model = get_model(TINY_NAME, index=index)
+    assert type(model).__name__ == 'ResNet_CIFAR'
+    for key, value in zoo['model'].backbone.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
