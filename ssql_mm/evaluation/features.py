@@ -27,14 +27,16 @@ def normalized_batches(images: torch.Tensor,
         order (Tensor, optional): Index order. Defaults to None (as stored).
 
     Yields:
-        Tensor: ``(B, 3, H, W)`` float32 batches.
+        Tensor: ``(B, 3, H, W)`` float32 batches in channels-last memory
+        format (faster convolutions on CPU; same values).
     """
     mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
     order = torch.arange(len(images)) if order is None else order
     for start in range(0, len(order), batch_size):
         batch = images[order[start:start + batch_size]].to(device)
-        yield (batch.float() - mean_t) / std_t
+        yield ((batch.float() - mean_t) / std_t).contiguous(
+            memory_format=torch.channels_last)
 
 
 def _pooled(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
