@@ -7,13 +7,12 @@
 # momentum 0.9, wd 5e-4, cosine to 0. Views are made batched in the data
 # preprocessor, channels-last.
 _base_ = [
-    'mmpretrain::_base_/default_runtime.py',
     '../_base_/datasets/cifar10_in_memory.py',
     '../_base_/models/byol_resnet18_cifar.py',
+    '../_base_/schedules/cifar10_sgd_coslr_2500it.py',
 ]
 custom_imports = dict(imports=['ssql_mm'], allow_failed_imports=False)
 width = 16
-max_iters = 2500
 model = dict(
     data_preprocessor=dict(
         _delete_=True,
@@ -27,20 +26,3 @@ model = dict(
     neck=dict(in_channels=width * 8, hid_channels=512, out_channels=512),
     head=dict(predictor=dict(in_channels=512, hid_channels=128,
                              out_channels=512)))
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.05 * 128 / 256, weight_decay=5e-4,
-                   momentum=0.9))
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=0.,
-         by_epoch=False, begin=0, end=max_iters)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500,
-                    max_keep_ckpts=2))
-log_processor = dict(by_epoch=False)
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0)
-auto_scale_lr = dict(base_batch_size=256)
