@@ -95,7 +95,9 @@ stop on keys they do not understand or on a depth other than `--depth`.
 
 def _checkpoint_cell(entry: ModelEntry) -> str:
     if entry.weights:
-        return f'[model]({entry.weights})'
+        link = entry.weights if '://' in entry.weights else \
+            f'../{entry.weights}'  # shipped file, relative to the docs page
+        return f'[model]({link})'
     return 'not published'
 
 
