@@ -25,8 +25,8 @@ _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
 def _uniform(n: int, low: float, high: float,
-             generator: Optional[torch.Generator], device) -> torch.Tensor:
-    return torch.rand(n, generator=generator, device=device) * (high - low) + low
+             generator: Optional[torch.Generator]) -> torch.Tensor:
+    return torch.rand(n, generator=generator) * (high - low) + low
 
 
 def crop_boxes(n: int,
@@ -46,9 +46,9 @@ def crop_boxes(n: int,
         Tensor: int64 ``(n, 4)``.
     """
     area = height * width
-    target = area * _uniform(n * tries, *scale, generator, None)
+    target = area * _uniform(n * tries, *scale, generator)
     log_ratio = _uniform(n * tries, math.log(ratio[0]), math.log(ratio[1]),
-                         generator, None)
+                         generator)
     aspect = torch.exp(log_ratio)
     w = torch.round(torch.sqrt(target * aspect)).long().view(n, tries)
     h = torch.round(torch.sqrt(target / aspect)).long().view(n, tries)
@@ -239,10 +239,10 @@ def color_jitter(images: torch.Tensor,
     device = images.device
     applied = torch.rand(b, generator=generator) < prob
     factors = torch.stack([
-        _uniform(b, 1 - brightness, 1 + brightness, generator, None),
-        _uniform(b, 1 - contrast, 1 + contrast, generator, None),
-        _uniform(b, 1 - saturation, 1 + saturation, generator, None),
-        _uniform(b, -hue, hue, generator, None),
+        _uniform(b, 1 - brightness, 1 + brightness, generator),
+        _uniform(b, 1 - contrast, 1 + contrast, generator),
+        _uniform(b, 1 - saturation, 1 + saturation, generator),
+        _uniform(b, -hue, hue, generator),
     ], 1).to(device)
     order = torch.argsort(torch.rand(b, 4, generator=generator), dim=1)
     out = images.clone()
