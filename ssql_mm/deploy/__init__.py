@@ -15,7 +15,7 @@ from .pipeline import (FeatureModel, build_backbone,
 from .qdq_export import (DEFAULT_OPSET, RESIDUAL_BITS, ExportReport,
                          calibrate_residual_inputs, export_qdq_model,
                          trace_model)
-from .runner import OnnxRunner, optimized_op_counts
+from .runner import OnnxRunner, optimized_graph, optimized_op_counts
 
 __all__ = [
     'MAX_EXPORT_BITS', 'ActivationEncoding', 'LayerEncoding',
@@ -26,5 +26,5 @@ __all__ = [
     'require_ranges', 'save_calibrated',
     'DEFAULT_OPSET', 'RESIDUAL_BITS', 'ExportReport',
     'calibrate_residual_inputs', 'export_qdq_model', 'trace_model',
-    'OnnxRunner', 'optimized_op_counts'
+    'OnnxRunner', 'optimized_graph', 'optimized_op_counts'
 ]

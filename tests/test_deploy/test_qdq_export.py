@@ -9,8 +9,8 @@ from torch import nn
 
 import ssql_mm.models  # noqa: F401
 from ssql_mm.deploy import (OnnxRunner, calibrate_residual_inputs,
-                            export_qdq_model, optimized_op_counts,
-                            output_parity)
+                            export_qdq_model, optimized_graph,
+                            optimized_op_counts, output_parity)
 from ssql_mm.quantization import calibrate, quant_layers
 
 
@@ -204,6 +204,27 @@ def test_int8_residual_mode_runs_every_block_conv_as_integer(tmp_path):
         ref = model(x)[-1]
     out = torch.from_numpy(OnnxRunner(fast, threads=1)(x)['output1'])
     assert output_parity(ref, out, 8).within_one_step > 0.9
+
+
+def test_stem_max_pool_stays_float_in_the_graph_run(tmp_path):
+    # onnxruntime's QDQ propagation would hoist the first QuantizeLinear
+    # above the MaxPool, onto a slow uint8 NCHW MaxPool; the runner keeps
+    # PyTorch's order (pool in float, then quantize), with the same codes.
+    # (at 16 stem channels onnxruntime 1.32 does hoist it, at 8 it does not)
+    model = tiny_resnet(8, 8, type='QuantResNet', depth=18, base_channels=8,
+                        stem_channels=16)
+    path, _, _ = export(model, tmp_path)
+    graph = optimized_graph(path)
+    producer = {out: n for n in graph.node for out in n.output}
+    pools = [n for n in graph.node if 'MaxPool' in n.op_type]
+    assert len(pools) == 1
+    feeder = producer[pools[0].input[0]]
+    assert 'QuantizeLinear' not in feeder.op_type, feeder.op_type
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)[-1]
+    out = torch.from_numpy(OnnxRunner(path, threads=1)(x)['output1'])
+    assert output_parity(ref, out, 8).within_one_step >= 0.999
 
 
 def test_avg_down_resnet_v1d_exports(tmp_path):

@@ -35,6 +35,10 @@ CONFIGS = {
 CACHE = 'data/cache/cifar10_arrays'
 BASELINES = {'ssql': 'simsiam', 'ssql-byol': 'byol',
              'ssql-mocov2': 'mocov2'}
+# Approximate step time relative to SimSiam (SSQL about 2x its baseline,
+# see ``make benchmark``); used only to balance runs across ``--jobs``.
+RELATIVE_COST = {'simsiam': 1.0, 'byol': 1.2, 'mocov2': 1.1,
+                 'ssql': 2.3, 'ssql-byol': 2.3, 'ssql-mocov2': 2.2}
 SWEEP_BITS = ['fp', '8/8', '4/4', '3/3', '2/4']
 RANDOM_INIT = 'random_init'
 
@@ -129,22 +133,23 @@ def stage_train(args: argparse.Namespace) -> Dict[str, str]:
     for split in ('train', 'test'):
         load_cifar10_arrays(args.data, split, CACHE)
     os.makedirs(args.work, exist_ok=True)
-    pending = []
+    runs = []
     for seed in args.seeds:
-        stream = []
-        for method in sorted(args.methods,
-                             key=lambda m: not m.startswith('ssql')):
+        for method in args.methods:
             name = run_name(method, seed)
             if osp.isfile(final_checkpoint(args.work, method, seed, args.iters)):
                 print(f'[repro] {name}: finished earlier, skipped', flush=True)
                 continue
-            stream.append((name, train_command(args, method, seed),
-                           osp.join(args.work, f'{name}.log')))
-        pending.append(stream)
-    # Balance the streams: at most ``jobs`` of them, seeds dealt in turn.
+            runs.append((name, train_command(args, method, seed),
+                         osp.join(args.work, f'{name}.log'), method))
+    # Longest runs first, each to the least loaded of ``jobs`` streams.
+    runs.sort(key=lambda run: -RELATIVE_COST[run[3]])
     streams = [[] for _ in range(max(1, args.jobs))]
-    for i, stream in enumerate(pending):
-        streams[i % len(streams)].extend(stream)
+    loads = [0.0] * len(streams)
+    for name, cmd, log, method in runs:
+        i = loads.index(min(loads))
+        streams[i].append((name, cmd, log))
+        loads[i] += RELATIVE_COST[method]
     run_streams([s for s in streams if s], args.threads)
     return {run_name(m, s): final_checkpoint(args.work, m, s, args.iters)
             for s in args.seeds for m in args.methods}
