@@ -127,6 +127,27 @@ def run_streams(streams: Sequence[Sequence[Tuple[str, List[str], str]]],
         sys.exit('repro: failed runs: ' + '; '.join(failures))
 
 
+def balance_streams(runs: Sequence[tuple], jobs: int) -> List[list]:
+    """Deal runs to at most ``jobs`` streams, longest first, each to the
+    least loaded stream.
+
+    Args:
+        runs (Sequence[tuple]): ``(name, command, log, method)`` per run.
+        jobs (int): Number of streams run side by side.
+
+    Returns:
+        list[list]: Per stream, its ``(name, command, log)`` in order.
+    """
+    streams: List[list] = [[] for _ in range(max(1, jobs))]
+    loads = [0.0] * len(streams)
+    for name, cmd, log, method in sorted(
+            runs, key=lambda run: -RELATIVE_COST[run[3]]):
+        i = loads.index(min(loads))
+        streams[i].append((name, cmd, log))
+        loads[i] += RELATIVE_COST[method]
+    return streams
+
+
 def stage_train(args: argparse.Namespace) -> Dict[str, str]:
     """Pretrain every (method, seed); return their final checkpoints."""
     from ssql_mm.datasets import load_cifar10_arrays
@@ -142,14 +163,7 @@ def stage_train(args: argparse.Namespace) -> Dict[str, str]:
                 continue
             runs.append((name, train_command(args, method, seed),
                          osp.join(args.work, f'{name}.log'), method))
-    # Longest runs first, each to the least loaded of ``jobs`` streams.
-    runs.sort(key=lambda run: -RELATIVE_COST[run[3]])
-    streams = [[] for _ in range(max(1, args.jobs))]
-    loads = [0.0] * len(streams)
-    for name, cmd, log, method in runs:
-        i = loads.index(min(loads))
-        streams[i].append((name, cmd, log))
-        loads[i] += RELATIVE_COST[method]
+    streams = balance_streams(runs, args.jobs)
     run_streams([s for s in streams if s], args.threads)
     return {run_name(m, s): final_checkpoint(args.work, m, s, args.iters)
             for s in args.seeds for m in args.methods}
