@@ -91,6 +91,16 @@ def size_options(args: argparse.Namespace) -> Dict[str, object]:
     return opts
 
 
+_SAY = threading.Lock()
+
+
+def say(message: str) -> None:
+    """Print one whole line, also from several threads at once."""
+    with _SAY:
+        sys.stdout.write(message + '\n')
+        sys.stdout.flush()
+
+
 def run_streams(streams: Sequence[Sequence[Tuple[str, List[str], str]]],
                 threads: int) -> None:
     """Run each stream's commands in order, streams side by side.
@@ -106,17 +116,16 @@ def run_streams(streams: Sequence[Sequence[Tuple[str, List[str], str]]],
     def worker(stream):
         for name, cmd, log in stream:
             start = time.time()
-            print(f'[repro] {name}: started ({" ".join(cmd[1:3])} ...)',
-                  flush=True)
+            say(f'[repro] {name}: started ({" ".join(cmd[1:3])} ...)')
             with open(log, 'a') as f:
                 rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT,
                                      env=env)
             took = (time.time() - start) / 60
             if rc:
                 failures.append(f'{name} (exit {rc}, see {log})')
-                print(f'[repro] {name}: FAILED after {took:.1f} min', flush=True)
+                say(f'[repro] {name}: FAILED after {took:.1f} min')
                 return
-            print(f'[repro] {name}: done in {took:.1f} min', flush=True)
+            say(f'[repro] {name}: done in {took:.1f} min')
 
     workers = [threading.Thread(target=worker, args=(s, )) for s in streams]
     for w in workers:
