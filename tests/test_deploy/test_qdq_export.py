@@ -101,7 +101,7 @@ def test_8w8a_graph_has_integer_weights_and_qdq_inputs(tmp_path):
                            torch.round(fq / w_scale.view(-1, 1, 1, 1)))
         bn = model.get_submodule(bn_name(name))
         g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        torch.testing.assert_close(torch.from_numpy(scale),
+        torch.testing.assert_close(torch.from_numpy(scale.copy()),
                                    (w_scale * g).detach().float())
         x_in = graph.producer.get(conv.input[0])
         if name == 'conv1':  # the image stays float (paper assignment)
@@ -149,7 +149,7 @@ def test_4w4a_codes_and_clipped_inputs(tmp_path):
         feeder = graph.producer[dq.input[0]]
         if layer.input_quant.bits == 4:
             assert feeder.op_type == 'Clip'
-            assert int(graph.inits[feeder.input[2]]) == 15
+            assert graph.inits[feeder.input[2]].item() == 15
             assert graph.op(feeder.input[0]) == 'QuantizeLinear'
         else:  # layer1.0.conv1 reads the stem output at 8 bits
             assert layer.input_quant.bits == 8
