@@ -50,10 +50,15 @@ class GraphBuilder:
         return name if count == 0 else f'{name}_{count}'
 
     def constant(self, name: str, array: np.ndarray) -> str:
-        """Add an initializer and return its (unique) name."""
+        """Add an initializer and return its (unique) name.
+
+        A 0-d array stays a scalar: per-tensor scales, zero points and clip
+        bounds must be scalars (onnxruntime fuses QDQ groups into integer
+        kernels such as ``QLinearAdd`` only then).
+        """
         name = self.unique(name)
         self.initializers.append(numpy_helper.from_array(
-            np.ascontiguousarray(array), name))
+            np.asarray(array, order='C'), name))
         return name
 
     def node(self, op_type: str, inputs: Sequence[str], name: str,

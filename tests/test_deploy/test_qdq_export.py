@@ -111,6 +111,12 @@ def test_8w8a_graph_has_integer_weights_and_qdq_inputs(tmp_path):
             q = graph.producer[x_in.input[0]]
             assert q.op_type == 'QuantizeLinear'
             assert graph.inits[q.input[2]].dtype == np.uint8
+    # per-tensor activation parameters are scalars, as ONNX defines them
+    for node in graph.nodes:
+        if node.op_type in ('QuantizeLinear', 'DequantizeLinear') and (
+                node.input[0] not in graph.inits):
+            assert graph.inits[node.input[1]].shape == ()
+            assert graph.inits[node.input[2]].shape == ()
     # BN folded: no BatchNormalization left, no Clip at 8 bits
     ops = {n.op_type for n in graph.nodes}
     assert 'BatchNormalization' not in ops and 'Clip' not in ops
@@ -149,6 +155,7 @@ def test_4w4a_codes_and_clipped_inputs(tmp_path):
         feeder = graph.producer[dq.input[0]]
         if layer.input_quant.bits == 4:
             assert feeder.op_type == 'Clip'
+            assert graph.inits[feeder.input[2]].shape == ()  # a scalar bound
             assert graph.inits[feeder.input[2]].item() == 15
             assert graph.op(feeder.input[0]) == 'QuantizeLinear'
         else:  # layer1.0.conv1 reads the stem output at 8 bits
@@ -199,6 +206,9 @@ def test_int8_residual_mode_runs_every_block_conv_as_integer(tmp_path):
     fast_ops = optimized_op_counts(fast)
     assert fast_ops['QLinearConv'] == convs - 1  # all but the float-input stem
     assert faithful_ops['QLinearConv'] < fast_ops['QLinearConv']
+    # 8 residual additions; the two whose sums are graph outputs (ends of
+    # layer2 and layer4) have no QuantizeLinear after them and stay float
+    assert fast_ops['QLinearAdd'] == 6 and fast_ops['Add'] == 2
     x = torch.randn(4, 3, 16, 16)
     with torch.no_grad():
         ref = model(x)[-1]
