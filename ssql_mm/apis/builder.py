@@ -8,7 +8,8 @@ from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 from mmpretrain.registry import MODELS
 
-from ssql_mm.checkpoint import read_checkpoint, unwrap_state_dict
+from ssql_mm.checkpoint import (read_checkpoint, select_prefix,
+                                unwrap_state_dict)
 from .download import download_checkpoint
 from .errors import ModelZooError
 from .model_index import get_model_entry
@@ -62,7 +63,7 @@ def get_model(name: str,
         state = unwrap_state_dict(read_checkpoint(path), f"'{path}'")
         if state and all(k.startswith(BACKBONE) for k in state):
             model_cfg = model_cfg.backbone  # the file is a backbone
-            state = {k[len(BACKBONE):]: v for k, v in state.items()}
+            state = select_prefix(state, BACKBONE)
     with DefaultScope.overwrite_default_scope(
             cfg.get('default_scope', 'mmpretrain')):
         model = MODELS.build(model_cfg)

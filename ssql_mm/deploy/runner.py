@@ -141,7 +141,7 @@ def optimized_graph(path: str, threads: Optional[int] = 1,
 
     Returns:
         onnx.GraphProto: The optimized graph (``QLinearConv`` = integer
-        conv, ``Conv`` = float conv).
+        conv, ``Conv`` / ``FusedConv`` = float conv).
     """
     with tempfile.TemporaryDirectory() as tmp:
         optimized = osp.join(tmp, 'optimized.onnx')

@@ -23,6 +23,6 @@ def test_seed_summary_groups_runs_and_formats():
     summary = seed_summary(scores, {'a': ['a0', 'a1'], 'b': ['b0']},
                            ['FP', '4w4a'])
     assert summary['a']['4w4a'][0] == 42.0
-    assert summary['a']['FP'][1] == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2))
+    assert summary['a']['FP'][1] == pytest.approx(12.706)  # sd = sqrt(2), n = 2
     text = format_summary(summary, ['FP', '4w4a'], 'kNN')
     assert '| 4w4a | 42.00 ± 25.41 | 20.00 |' in text

@@ -27,6 +27,20 @@ JPEG_BASE = 'configs/_base_/datasets/cifar10_simsiam.py'
 MODEL_BASE = 'configs/baselines/simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py'
 
 
+def _batch_maker(dataset, preprocessor,
+                 batch_size: int) -> Callable[[int], None]:
+    """A function that collates batch ``i`` of ``dataset`` and makes its
+    training views with ``preprocessor``."""
+
+    def make(i: int) -> None:
+        start = (i * batch_size) % max(1, len(dataset) - batch_size)
+        batch = default_collate(
+            [dataset[j] for j in range(start, start + batch_size)])
+        preprocessor(batch, training=True)
+
+    return make
+
+
 def jpeg_batches(data: str, batch_size: int) -> Callable[[int], None]:
     """Per-image pipeline: returns a function that makes batch ``i``."""
     cfg = Config.fromfile(JPEG_BASE)
@@ -34,28 +48,14 @@ def jpeg_batches(data: str, batch_size: int) -> Callable[[int], None]:
                                   data_root=data))
     pre = MODELS.build(Config.fromfile(
         'configs/_base_/models/simsiam_resnet18_cifar.py').model.data_preprocessor)
-
-    def make(i: int) -> None:
-        start = (i * batch_size) % max(1, len(dataset) - batch_size)
-        batch = default_collate(
-            [dataset[j] for j in range(start, start + batch_size)])
-        pre(batch, training=True)
-
-    return make
+    return _batch_maker(dataset, pre, batch_size)
 
 
 def batched_batches(data: str, batch_size: int) -> Callable[[int], None]:
     """In-memory dataset + batched views: a function that makes batch ``i``."""
     dataset = DATASETS.build(dict(type='CIFAR10InMemory', data_root=data))
     pre = MODELS.build(Config.fromfile(MODEL_BASE).model.data_preprocessor)
-
-    def make(i: int) -> None:
-        start = (i * batch_size) % max(1, len(dataset) - batch_size)
-        batch = default_collate(
-            [dataset[j] for j in range(start, start + batch_size)])
-        pre(batch, training=True)
-
-    return make
+    return _batch_maker(dataset, pre, batch_size)
 
 
 def median_time(make: Callable[[int], None], steps: int) -> float:

@@ -19,7 +19,7 @@ import argparse
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
-from ssql_mm.checkpoint import CheckpointError
+from ssql_mm.checkpoint import report_errors
 from ssql_mm.evaluation import run_transfer
 from ssql_mm.evaluation.report import format_table, write_report
 from ssql_mm.quantization import OBSERVERS
@@ -53,15 +53,13 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     logger = MMLogger.get_instance('transfer', log_level='INFO')
-    try:
+    with report_errors('transfer', (ValueError, TypeError, FileNotFoundError)):
         result = run_transfer(
             args.config, args.work_dir, args.bits, args.observers,
             pretrained=args.pretrained, finetuned=args.finetuned,
             cfg_options=args.cfg_options,
             arch_from_checkpoint=args.arch_from_checkpoint,
             pretrain_config=args.pretrain_config)
-    except (ValueError, TypeError, FileNotFoundError, CheckpointError) as err:
-        raise SystemExit(f'transfer: error: {err}') from err
     print('\n' + format_table(result))
     for path in write_report(result, args.work_dir, stem='transfer'):
         logger.info(f'wrote {path}')
