@@ -22,9 +22,9 @@ from .errors import (CheckpointNotFoundError, CheckpointWriteError,
                      CorruptCheckpointError)
 
 __all__ = [
-    'atomic_write_bytes', 'atomic_write', 'checkpoint_bytes',
-    'write_checkpoint', 'remove_stale_partials', 'read_last_checkpoint',
-    'PARTIAL_SUFFIX'
+    'atomic_write_bytes', 'atomic_write', 'check_writable',
+    'checkpoint_bytes', 'write_checkpoint', 'remove_stale_partials',
+    'read_last_checkpoint', 'PARTIAL_SUFFIX'
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -113,17 +113,47 @@ def atomic_write(filepath: PathLike, write: Callable[[BinaryIO], None]) -> None:
         os.replace(tmp, target)
         tmp = None
     except OSError as err:
-        hint = ('free some space on that disk' if err.errno in (
-            errno.ENOSPC, errno.EDQUOT) else 'check the folder exists and '
-            'is writable')
-        error = CheckpointWriteError(
-            f"Could not write '{target}': {err.strerror or err}; {hint}, "
-            'then save again (any previous file there is unchanged).')
-        error.errno = err.errno
-        raise error from err
+        raise _write_error(target, err) from err
     finally:
         if tmp is not None and osp.exists(tmp):
             os.remove(tmp)
+
+
+def _write_error(target: str, err: OSError) -> CheckpointWriteError:
+    hint = ('free some space on that disk' if err.errno in (
+        errno.ENOSPC, errno.EDQUOT) else 'check the folder exists and '
+        'is writable')
+    error = CheckpointWriteError(
+        f"Could not write '{target}': {err.strerror or err}; {hint}, "
+        'then save again (any previous file there is unchanged).')
+    error.errno = err.errno
+    return error
+
+
+def check_writable(filepath: PathLike) -> None:
+    """Fail now, before hours of work, if :func:`atomic_write` would fail.
+
+    Creates the folder, then creates and removes a temporary file in it, as
+    the write will.
+
+    Args:
+        filepath (str | PathLike): The file that will be written.
+
+    Raises:
+        CheckpointWriteError: The folder cannot be created or written, or
+            ``filepath`` is a folder; the message names the path.
+    """
+    target = osp.abspath(os.fspath(filepath))
+    if osp.isdir(target):
+        raise _write_error(target, IsADirectoryError(
+            errno.EISDIR, 'it is a folder, not a file name'))
+    try:
+        os.makedirs(osp.dirname(target), exist_ok=True)
+        tmp, f = _open_partial(target)
+        f.close()
+        os.remove(tmp)
+    except OSError as err:
+        raise _write_error(target, err) from err
 
 
 def atomic_write_bytes(data: bytes, filepath: PathLike) -> None:

@@ -17,8 +17,9 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ssql_mm.checkpoint import (CheckpointError, CheckpointMismatchError,
-                                check_backbone_state, read_checkpoint,
-                                unwrap_state_dict, write_checkpoint)
+                                check_backbone_state, check_writable,
+                                read_checkpoint, unwrap_state_dict,
+                                write_checkpoint)
 from ssql_mm.evaluation import (BitSetting, PretrainedBackbone,
                                 calibrate_backbone, load_pretrained,
                                 normalized_batches, parse_bit_setting)
@@ -269,6 +270,9 @@ def export_checkpoint(checkpoint: str,
         calibrated PyTorch feature model it reproduces.
     """
     setting = parse_export_bits(bits)
+    for path in (out, save_calibrated_to):
+        if path is not None:
+            check_writable(path)
     pretrained = load_pretrained(checkpoint, config)
     backbone = build_backbone(pretrained, setting, checkpoint)
     batches = None
@@ -316,6 +320,7 @@ def export_configured_backbone(config: str,
     Returns:
         tuple[ExportReport, nn.Module]: What was exported, and the backbone.
     """
+    check_writable(out)
     pretrained = load_pretrained(checkpoint, config)
     backbone = build_configured_backbone(pretrained, checkpoint)
     if calib_images is not None:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper
 from torch import Tensor, fx, nn
 
+from ssql_mm.checkpoint import atomic_write_bytes
 from ssql_mm.quantization import QuantLayerMixin, activation_qparams
 from .encoding import ActivationEncoding, LayerEncoding, encode_layer
 from .onnx_graph import GraphBuilder, check_opset
@@ -455,8 +456,10 @@ def export_qdq_model(model: nn.Module,
 
     Args:
         model (nn.Module): The model, one image tensor in, tensors out.
-        path (str, optional): Where to write the ``.onnx`` file. Defaults to
-            None (not written).
+        path (str, optional): Where to write the ``.onnx`` file, atomically
+            (a crash leaves the previous file or the whole new one; a full
+            disk raises ``CheckpointWriteError`` naming the path). Defaults
+            to None (not written).
         output_names (Sequence[str], optional): One name per output tensor.
             Defaults to None (``output`` or ``output0``, ``output1``, ...).
         in_channels (int): Channels of the input ``(N, C, H, W)``; N, H, W
@@ -491,5 +494,5 @@ def export_qdq_model(model: nn.Module,
     report = emitter.report
     report.outputs, report.opset = list(output_names), opset
     if path is not None:
-        onnx.save(onnx_model, path)
+        atomic_write_bytes(onnx_model.SerializeToString(), path)
     return onnx_model, report

@@ -18,7 +18,7 @@ are used.
 import argparse
 import os.path as osp
 
-from ssql_mm.checkpoint import report_errors
+from ssql_mm.checkpoint import check_writable, report_errors
 from ssql_mm.deploy import DEFAULT_OPSET, ExportReport
 from ssql_mm.deploy.pipeline import (export_checkpoint,
                                      export_configured_backbone,
@@ -86,6 +86,9 @@ def main() -> None:
     with report_errors('export_onnx', (ValueError, FileNotFoundError)):
         if not args.as_configured:
             parse_export_bits(args.bits)
+        for path in (args.out, args.save_calibrated):
+            if path is not None:
+                check_writable(path)  # before images are read
         images = None
         if args.calib_data:
             images = load_split(args.calib_data, args.img_size).images
