@@ -17,6 +17,7 @@ from ssql_mm.checkpoint import CheckpointError
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
 from ssql_mm.evaluation.bit_settings import PAPER_BIT_SETTINGS
 from ssql_mm.evaluation.report import format_table, write_report
+from ssql_mm.models.backbones import PLACEMENTS
 from ssql_mm.quantization import OBSERVERS, observer_config
 
 
@@ -64,6 +65,10 @@ def parse_args() -> argparse.Namespace:
                         help='calibration observer: '
                         f"{', '.join(OBSERVERS)}, with arguments as "
                         "'percentile:percentile=99.9' (default: %(default)s)")
+    parser.add_argument('--placement', choices=PLACEMENTS,
+                        help='quantizer placement around residual additions '
+                        "(default: each checkpoint's training placement, "
+                        "else 'inputs')")
     parser.add_argument('--batch-size', type=positive_int, default=256)
     parser.add_argument('--train-per-class', type=positive_int,
                         help='bank = first N training images per class; '
@@ -85,7 +90,7 @@ def main() -> None:
         linear_lr=args.linear_lr, calib_batches=args.calib_batches,
         observer=args.observer,
         batch_size=args.batch_size, train_per_class=args.train_per_class,
-        img_size=args.img_size, seed=args.seed,
+        img_size=args.img_size, seed=args.seed, placement=args.placement,
         device=args.device)
     logger = MMLogger.get_instance('bit_sweep', log_level='INFO')
     try:

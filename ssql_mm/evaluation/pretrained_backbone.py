@@ -16,7 +16,8 @@ from mmpretrain.registry import MODELS
 from ssql_mm.checkpoint import (CheckpointMismatchError, read_checkpoint,
                                 select_prefix, unwrap_state_dict)
 from ssql_mm.datasets import CIFAR10_MEAN, CIFAR10_STD
-from ssql_mm.models.backbones import quant_twin
+from ssql_mm.models.backbones import (DEFAULT_PLACEMENT, check_placement,
+                                     quant_twin)
 from .bit_settings import BitSetting
 
 __all__ = ['PretrainedBackbone', 'load_pretrained']
@@ -37,14 +38,18 @@ class PretrainedBackbone:
         state_dict (dict): Backbone weights, without the ``backbone.`` prefix.
         mean (tuple[float]): Per-channel mean on the 0-255 scale.
         std (tuple[float]): Per-channel std on the 0-255 scale.
+        placement (str): The quantizer placement the checkpoint was trained
+            (or calibrated) with; the default of :meth:`build`.
     """
     name: str
     backbone_cfg: dict
     state_dict: Dict[str, torch.Tensor]
     mean: Tuple[float, ...] = DEFAULT_MEAN
     std: Tuple[float, ...] = DEFAULT_STD
+    placement: str = DEFAULT_PLACEMENT
 
-    def build(self, setting: BitSetting) -> torch.nn.Module:
+    def build(self, setting: BitSetting,
+              placement: Optional[str] = None) -> torch.nn.Module:
         """The quantized backbone at ``setting`` with the checkpoint's weights.
 
         The last stage is the only output; the model is in eval mode and
@@ -52,17 +57,22 @@ class PretrainedBackbone:
 
         Args:
             setting (BitSetting): Bit-widths.
+            placement (str, optional): Quantizer placement
+                (``'inputs'``, ``'paper'``, ``'integer'``). Defaults to None:
+                :attr:`placement`.
 
         Returns:
             nn.Module: The backbone.
         """
         cfg = copy.deepcopy(self.backbone_cfg)
         cfg['type'] = quant_twin(cfg['type'])
-        for key in ('init_cfg', 'frozen_stages', 'w_bits', 'a_bits'):
+        for key in ('init_cfg', 'frozen_stages', 'w_bits', 'a_bits',
+                    'placement'):
             cfg.pop(key, None)
         cfg['out_indices'] = (cfg.get('num_stages', 4) - 1, )
         model = MODELS.build(
-            dict(cfg, w_bits=setting.w_bits, a_bits=setting.a_bits))
+            dict(cfg, w_bits=setting.w_bits, a_bits=setting.a_bits,
+                 placement=check_placement(placement or self.placement)))
         model.load_state_dict(self.state_dict, strict=True)
         model.eval()  # mmpretrain's ResNet.train() does not return self
         return model
@@ -113,5 +123,9 @@ def load_pretrained(path: str, config: Optional[str] = None) -> PretrainedBackbo
     mean = tuple(preprocessor.get('mean', DEFAULT_MEAN))
     std = tuple(preprocessor.get('std', DEFAULT_STD))
     name = osp.splitext(osp.basename(path))[0]
+    quant_cfg = model_cfg.get('quant_cfg') or {}
+    placement = check_placement(
+        backbone_cfg.get('placement') or quant_cfg.get('placement'))
     return PretrainedBackbone(name, backbone_cfg.to_dict() if hasattr(
-        backbone_cfg, 'to_dict') else dict(backbone_cfg), weights, mean, std)
+        backbone_cfg, 'to_dict') else dict(backbone_cfg), weights, mean, std,
+                              placement)

@@ -8,6 +8,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.utils import ProgressBar
 
+from ssql_mm.models.backbones import check_placement
 from ssql_mm.quantization import observer_config
 from .bit_settings import BitSetting, parse_bit_settings
 from .features import calibrate_backbone, extract_features
@@ -45,6 +46,10 @@ class SweepConfig:
         img_size (int, optional): Resize + centre crop to this size.
             Defaults to None (use images as stored).
         seed (int): Seed of calibration draw and linear probe. Defaults to 0.
+        placement (str, optional): Quantizer placement around residual
+            additions (``'inputs'``, ``'paper'``, ``'integer'``). Defaults
+            to None: each checkpoint's own (its training placement, else
+            ``'inputs'``).
         device (str, optional): Torch device. Defaults to None (cuda when
             available, else cpu).
     """
@@ -60,6 +65,7 @@ class SweepConfig:
     train_per_class: Optional[int] = None
     img_size: Optional[int] = None
     seed: int = 0
+    placement: Optional[str] = None
     device: Optional[str] = None
 
 
@@ -133,7 +139,7 @@ def _evaluate(backbone: PretrainedBackbone, setting: BitSetting,
               train: ImageFolderSplit, calib_images: torch.Tensor,
               test: ImageFolderSplit, cfg: SweepConfig, device: torch.device,
               progress: ProgressBar) -> Dict[str, float]:
-    model = backbone.build(setting).to(device)
+    model = backbone.build(setting, cfg.placement).to(device)
     if not setting.is_float:
         calibrate_backbone(model, calib_images, backbone.mean, backbone.std,
                            cfg.batch_size, cfg.calib_batches, cfg.seed,
@@ -189,6 +195,8 @@ def run_bit_sweep(checkpoints: Sequence[str],
     if not (cfg.knn or cfg.linear):
         raise ValueError('Nothing to report: enable kNN and/or linear probe.')
     observer_config(cfg.observer)
+    if cfg.placement is not None:
+        check_placement(cfg.placement)
     if not checkpoints:
         raise ValueError('No checkpoint given.')
     settings = parse_bit_settings(bits)
@@ -227,5 +235,6 @@ def run_bit_sweep(checkpoints: Sequence[str],
         data_root=data_root, num_train=len(train), num_test=len(test),
         num_calib_pool=len(calib_images),
         classes=train.classes, checkpoints=list(checkpoints),
-        options=asdict(cfg), device=str(device))
+        options=asdict(cfg), device=str(device),
+        placements={b.name: cfg.placement or b.placement for b in backbones})
     return result

@@ -4,7 +4,8 @@ from .clipping_observers import (HistogramObserver, KLObserver, MSEObserver,
                                  PercentileObserver, kl_threshold,
                                  mse_weight_clip)
 from .convert import (QUANT_TWINS, QuantReport, apply_overrides,
-                      fake_quantizers, freeze_ranges, get_bits, observing,
+                      fake_quantizers, free_activation_quantizers,
+                      freeze_ranges, get_bits, observing,
                       quant_layers, quant_mode, quantize_model, quantizing,
                       reset_ranges, set_bits, set_quant_mode)
 from .fake_quantize import (MAX_BITS, MIN_BITS, ActivationFakeQuantize,
@@ -28,7 +29,8 @@ __all__ = [
     'fake_quantize_weight', 'fake_quantize_activation', 'WeightFakeQuantize',
     'ActivationFakeQuantize', 'MIN_BITS', 'MAX_BITS', 'QConv2d', 'QLinear',
     'QuantLayerMixin', 'QUANT_TWINS', 'QuantReport', 'quantize_model',
-    'apply_overrides', 'quant_layers', 'fake_quantizers', 'set_bits',
+    'apply_overrides', 'quant_layers', 'fake_quantizers',
+    'free_activation_quantizers', 'set_bits',
     'get_bits', 'set_quant_mode', 'quant_mode', 'observing', 'quantizing',
     'reset_ranges', 'freeze_ranges', 'calibrate', 'paper_backbone_overrides',
     'paper_neck_overrides'

@@ -21,7 +21,8 @@ from .layers import QConv2d, QLinear, QuantLayerMixin
 
 __all__ = [
     'QUANT_TWINS', 'QuantReport', 'quantize_model', 'apply_overrides',
-    'quant_layers', 'fake_quantizers', 'set_bits', 'get_bits',
+    'quant_layers', 'free_activation_quantizers', 'fake_quantizers',
+    'set_bits', 'get_bits',
     'set_quant_mode', 'quant_mode', 'observing', 'quantizing',
     'reset_ranges', 'freeze_ranges'
 ]
@@ -49,6 +50,20 @@ def quant_layers(model: nn.Module) -> Iterator[Tuple[str, QuantLayerMixin]]:
             yield name, module
 
 
+def free_activation_quantizers(
+        model: nn.Module) -> Iterator[Tuple[str, ActivationFakeQuantize]]:
+    """Yield ``(name, quantizer)`` for every activation quantizer of
+    ``model`` that does not belong to a quantized layer (for example the
+    quantizers a residual block holds around its addition)."""
+    owned = {
+        id(q) for _, layer in quant_layers(model)
+        for q in (layer.weight_quant, layer.input_quant)
+    }
+    for name, module in model.named_modules():
+        if isinstance(module, ActivationFakeQuantize) and id(module) not in owned:
+            yield name, module
+
+
 def fake_quantizers(model: nn.Module) -> List[_FakeQuantize]:
     """All weight and activation fake quantizers of ``model``."""
     return [m for m in model.modules() if isinstance(m, _FakeQuantize)]
@@ -71,13 +86,17 @@ def _check_override(override: dict) -> dict:
 
 def apply_overrides(model: nn.Module, overrides: Sequence[dict],
                     report: Optional[QuantReport] = None) -> QuantReport:
-    """Pin bit-widths of the quantized layers whose names match a pattern.
+    """Pin bit-widths of the quantizers whose names match a pattern.
 
     Each override is ``dict(name=PATTERN, w_bits=..., a_bits=...)``.
     ``PATTERN`` is an ``fnmatch`` pattern over module names relative to
-    ``model`` (``'conv1'``, ``'layer*.0.downsample.0'``, ``'*'``). A bit key
-    that is present pins that quantizer (0/None pins it to float); an absent
-    key leaves it following the model-wide bit-width. Later overrides win.
+    ``model``: quantized layers (``'conv1'``, ``'layer*.0.downsample.0'``,
+    ``'*'``), whose ``w_bits`` / ``a_bits`` are their weight / input
+    quantizers, and activation quantizers outside a layer
+    (``'layer1.0.output_quant'``, see :func:`free_activation_quantizers`),
+    which take ``a_bits`` only. A bit key that is present pins that
+    quantizer (0/None pins it to float); an absent key leaves it following
+    the model-wide bit-width. Later overrides win.
 
     Args:
         model (nn.Module): A model that already holds quantized layers.
@@ -85,25 +104,35 @@ def apply_overrides(model: nn.Module, overrides: Sequence[dict],
         report (QuantReport, optional): Report to add to. Defaults to None.
 
     Returns:
-        QuantReport: ``report`` (or a new one) with the pinned layers.
+        QuantReport: ``report`` (or a new one) with the pinned quantizers.
     """
     report = report or QuantReport()
-    layers = dict(quant_layers(model))
+    targets: Dict[str, Dict[str, _FakeQuantize]] = {
+        name: dict(w_bits=layer.weight_quant, a_bits=layer.input_quant)
+        for name, layer in quant_layers(model)
+    }
+    targets.update((name, dict(a_bits=quantizer))
+                   for name, quantizer in free_activation_quantizers(model))
     for override in overrides:
         override = _check_override(override)
-        matched = fnmatch.filter(layers, override['name'])
+        matched = fnmatch.filter(targets, override['name'])
         if not matched:
-            names = ', '.join(list(layers)[:12])
+            names = ', '.join(list(targets)[:12])
             raise ValueError(
                 f"Quantization override pattern '{override['name']}' matches "
                 f'no quantized layer. Layer names look like: {names} ... '
                 'Fix the pattern or remove the override.')
+        keys = [key for key in ('w_bits', 'a_bits') if key in override]
+        if not any(key in targets[name] for name in matched for key in keys):
+            raise ValueError(
+                f"Quantization override {override!r} sets {keys} but "
+                f"'{override['name']}' matches only activation quantizers "
+                f'({matched[:4]}); give them a_bits.')
         for name in matched:
-            layer = layers[name]
             pinned = report.overridden.setdefault(name, {})
-            for key, quantizer in (('w_bits', layer.weight_quant),
-                                   ('a_bits', layer.input_quant)):
-                if key in override:
+            for key in keys:
+                quantizer = targets[name].get(key)
+                if quantizer is not None:
                     quantizer.bits = check_bits(override[key])
                     quantizer.fixed = True
                     pinned[key] = quantizer.bits
@@ -116,7 +145,9 @@ def quantize_model(model: nn.Module,
                    overrides: Sequence[dict] = ()) -> QuantReport:
     """Swap every Conv2d/Linear of ``model`` for its quantized twin, in place.
 
-    Layers already quantized are kept. ``model`` itself must not be a bare
+    Layers already quantized are kept. Activation quantizers outside a
+    layer (see :func:`free_activation_quantizers`) that are not pinned take
+    ``a_bits``. ``model`` itself must not be a bare
     Conv2d/Linear (there would be no parent to swap it in).
 
     Args:
@@ -145,6 +176,9 @@ def quantize_model(model: nn.Module,
             setattr(parent, child_name, twin.from_float(child, w_bits, a_bits))
             report.converted.append(
                 f'{parent_name}.{child_name}' if parent_name else child_name)
+    for _, quantizer in free_activation_quantizers(model):
+        if not quantizer.fixed:
+            quantizer.bits = a_bits
     return apply_overrides(model, overrides, report)
 
 

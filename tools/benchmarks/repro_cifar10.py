@@ -7,6 +7,14 @@ checkpoint and a random-init backbone at FP, 8w8a, 4w4a, 3w3a and 2w4a with
 the bit sweep (kNN and linear probe on frozen features; bank from training
 images disjoint from the calibration images; all 10,000 test images).
 
+``--placements`` trains the SSQL methods with each quantizer placement
+(``inputs``, ``paper``, ``integer``; runs other than ``inputs`` are named
+``ssql-integer_seed0`` and so on); the baselines never quantize while
+training, so they are trained once. ``--sweep-placements`` evaluates every
+checkpoint under each placement (``sweep/`` for ``inputs``,
+``sweep-<placement>/`` otherwise), and ``--extra NAME=PATH`` adds other
+checkpoints (e.g. model-zoo files) to the sweeps.
+
 Stages are resumable: a finished run (its last checkpoint exists) or sweep
 (its JSON exists) is skipped, an interrupted run resumes from its latest
 checkpoint. Runs go ``--jobs`` at a time, one thread each.
@@ -23,6 +31,8 @@ import sys
 import threading
 import time
 from typing import Dict, List, Sequence, Tuple
+
+from ssql_mm.models.backbones import PLACEMENTS
 
 CONFIGS = {
     'simsiam': 'configs/baselines/simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
@@ -43,20 +53,38 @@ SWEEP_BITS = ['fp', '8/8', '4/4', '3/3', '2/4']
 RANDOM_INIT = 'random_init'
 
 
-def run_name(method: str, seed: int) -> str:
+def run_label(method: str, placement: str = 'inputs') -> str:
+    """Name of a method trained with a quantizer placement: the method
+    itself for baselines and for the ``inputs`` placement."""
+    if method not in BASELINES or placement == 'inputs':
+        return method
+    return f'{method}-{placement}'
+
+
+def run_name(method: str, seed: int, placement: str = 'inputs') -> str:
     """Work-dir name of one pretraining run."""
-    return f'{method}_seed{seed}'
+    return f'{run_label(method, placement)}_seed{seed}'
 
 
-def final_checkpoint(work: str, method: str, seed: int, iters: int) -> str:
+def training_runs(methods: Sequence[str],
+                  placements: Sequence[str]) -> List[Tuple[str, str]]:
+    """``(method, placement)`` of every run per seed: SSQL methods once per
+    placement, baselines (never quantized while training) once."""
+    return [(m, p) for m in methods
+            for p in (placements if m in BASELINES else ['inputs'])]
+
+
+def final_checkpoint(work: str, method: str, seed: int, iters: int,
+                     placement: str = 'inputs') -> str:
     """Path of the checkpoint a finished run leaves."""
-    return osp.join(work, run_name(method, seed), f'iter_{iters}.pth')
+    return osp.join(work, run_name(method, seed, placement),
+                    f'iter_{iters}.pth')
 
 
-def train_command(args: argparse.Namespace, method: str,
-                  seed: int) -> List[str]:
+def train_command(args: argparse.Namespace, method: str, seed: int,
+                  placement: str = 'inputs') -> List[str]:
     """The ``tools/train.py`` command line of one run."""
-    work_dir = osp.join(args.work, run_name(method, seed))
+    work_dir = osp.join(args.work, run_name(method, seed, placement))
     cmd = [
         sys.executable, 'tools/train.py', CONFIGS[method], '--work-dir',
         work_dir, '--cfg-options', f'train_dataloader.dataset.data_root={args.data}',
@@ -64,6 +92,8 @@ def train_command(args: argparse.Namespace, method: str,
         f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.T_max={args.iters}',
         f'param_scheduler.0.end={args.iters}'
     ] + [f'{k}={v}' for k, v in size_options(args).items()]
+    if run_label(method, placement) != method:
+        cmd.append(f'model.quant_cfg.placement={placement}')
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cmd.append('--resume')
     return cmd
@@ -158,24 +188,27 @@ def balance_streams(runs: Sequence[tuple], jobs: int) -> List[list]:
 
 
 def stage_train(args: argparse.Namespace) -> Dict[str, str]:
-    """Pretrain every (method, seed); return their final checkpoints."""
+    """Pretrain every (method, placement, seed); return their final
+    checkpoints."""
     from ssql_mm.datasets import load_cifar10_arrays
     for split in ('train', 'test'):
         load_cifar10_arrays(args.data, split, CACHE)
     os.makedirs(args.work, exist_ok=True)
+    pairs = training_runs(args.methods, args.placements)
     runs = []
     for seed in args.seeds:
-        for method in args.methods:
-            name = run_name(method, seed)
-            if osp.isfile(final_checkpoint(args.work, method, seed, args.iters)):
+        for method, placement in pairs:
+            name = run_name(method, seed, placement)
+            if osp.isfile(final_checkpoint(args.work, method, seed, args.iters,
+                                           placement)):
                 print(f'[repro] {name}: finished earlier, skipped', flush=True)
                 continue
-            runs.append((name, train_command(args, method, seed),
+            runs.append((name, train_command(args, method, seed, placement),
                          osp.join(args.work, f'{name}.log'), method))
     streams = balance_streams(runs, args.jobs)
     run_streams([s for s in streams if s], args.threads)
-    return {run_name(m, s): final_checkpoint(args.work, m, s, args.iters)
-            for s in args.seeds for m in args.methods}
+    return {run_name(m, s, p): final_checkpoint(args.work, m, s, args.iters, p)
+            for s in args.seeds for m, p in pairs}
 
 
 def random_init_checkpoint(args: argparse.Namespace) -> str:
@@ -211,36 +244,54 @@ def sweep_data(args: argparse.Namespace) -> str:
     return extract_cifar10(args.data, 'data/cache')
 
 
-def stage_sweep(args: argparse.Namespace,
-                checkpoints: Dict[str, str]) -> Dict[str, dict]:
-    """Sweep every checkpoint (skipping finished ones); return their JSON."""
+def sweep_dir(work: str, placement: str, name: str) -> str:
+    """Output folder of one checkpoint's sweep under one placement."""
+    folder = 'sweep' if placement == 'inputs' else f'sweep-{placement}'
+    return osp.join(work, folder, name)
+
+
+def stage_sweep(args: argparse.Namespace, checkpoints: Dict[str, str]
+                ) -> Dict[str, Dict[str, dict]]:
+    """Sweep every checkpoint under every sweep placement (skipping
+    finished ones); return their JSON per placement and run."""
     data = sweep_data(args)
     checkpoints = dict(checkpoints, **{RANDOM_INIT: random_init_checkpoint(args)})
     streams: List[list] = [[] for _ in range(max(1, args.jobs))]
-    for i, (name, ckpt) in enumerate(checkpoints.items()):
-        out = osp.join(args.work, 'sweep', name)
+    jobs = [(p, name, ckpt) for p in args.sweep_placements
+            for name, ckpt in checkpoints.items()]
+    for i, (placement, name, ckpt) in enumerate(jobs):
+        out = sweep_dir(args.work, placement, name)
+        label = f'sweep {name} ({placement})'
         if osp.isfile(osp.join(out, 'bit_sweep.json')):
-            print(f'[repro] sweep {name}: finished earlier, skipped',
-                  flush=True)
+            print(f'[repro] {label}: finished earlier, skipped', flush=True)
             continue
         cmd = [sys.executable, 'tools/bit_sweep.py', ckpt, '--data', data,
                '--bits', *SWEEP_BITS, '--train-per-class',
-               str(args.bank_per_class), '--out', out]
-        streams[i % len(streams)].append(
-            (f'sweep {name}', cmd, osp.join(args.work, f'sweep_{name}.log')))
+               str(args.bank_per_class), '--placement', placement,
+               '--out', out]
+        log = osp.join(args.work, f'sweep_{name}_{placement}.log')
+        streams[i % len(streams)].append((label, cmd, log))
     run_streams([s for s in streams if s], args.threads)
-    results = {}
-    for name in checkpoints:
-        with open(osp.join(args.work, 'sweep', name, 'bit_sweep.json')) as f:
-            results[name] = json.load(f)
+    results: Dict[str, Dict[str, dict]] = {}
+    for placement, name, _ in jobs:
+        path = osp.join(sweep_dir(args.work, placement, name),
+                        'bit_sweep.json')
+        with open(path) as f:
+            results.setdefault(placement, {})[name] = json.load(f)
     return results
 
 
-def summarize(args: argparse.Namespace, results: Dict[str, dict]) -> str:
-    """Per-seed and mean tables (Markdown), a plot and a JSON summary."""
+def summarize(args: argparse.Namespace, results: Dict[str, dict],
+              placement: str = 'inputs') -> str:
+    """Per-seed and mean tables (Markdown), a plot and a JSON summary of
+    the sweeps under one placement (``summary.*`` for ``inputs``,
+    ``summary-<placement>.*`` otherwise)."""
     from ssql_mm.evaluation.aggregate import format_summary, seed_summary
     settings = results[RANDOM_INIT]['settings']
-    groups = {m: [run_name(m, s) for s in args.seeds] for m in args.methods}
+    runs_of = training_runs(args.methods, args.placements)
+    groups = {run_label(m, p): [run_name(m, s, p) for s in args.seeds]
+              for m, p in runs_of}
+    groups.update({name: [name] for name in args.extra})
     groups[RANDOM_INIT] = [RANDOM_INIT]
     blocks, summary = [], {}
     for metric, title in (('knn', 'kNN top-1 (%)'),
@@ -257,27 +308,31 @@ def summarize(args: argparse.Namespace, results: Dict[str, dict]) -> str:
         blocks += ['\n'.join(lines), format_summary(
             summary[metric], settings,
             f'{title}, mean ± 95% CI over seeds {args.seeds}')]
-        pairs = {f'{m} − {BASELINES[m]}': (m, BASELINES[m])
-                 for m in args.methods if BASELINES.get(m) in args.methods}
+        pairs = {f'{run_label(m, p)} − {BASELINES[m]}': (m, p, BASELINES[m])
+                 for m, p in runs_of if BASELINES.get(m) in args.methods}
         if pairs:
             diffs = {
                 label: seed_summary(
-                    {s_: {b: scores[run_name(m, s_)][b] -
+                    {s_: {b: scores[run_name(m, s_, p)][b] -
                           scores[run_name(base, s_)][b] for b in settings}
                      for s_ in args.seeds},
                     {label: list(args.seeds)}, settings)[label]
-                for label, (m, base) in pairs.items()}
+                for label, (m, p, base) in pairs.items()}
             blocks.append(format_summary(
                 diffs, settings, f'{title}: SSQL − baseline, same seed, '
                 'mean ± 95% CI'))
-    text = '\n\n'.join(blocks)
-    with open(osp.join(args.work, 'summary.md'), 'w') as f:
+    text = f'Quantizer placement at evaluation: {placement}\n\n' + \
+        '\n\n'.join(blocks)
+    stem = osp.join(args.work, 'summary' if placement == 'inputs' else
+                    f'summary-{placement}')
+    with open(f'{stem}.md', 'w') as f:
         f.write(text + '\n')
-    with open(osp.join(args.work, 'summary.json'), 'w') as f:
-        json.dump(dict(settings=settings, groups=groups, summary=summary,
+    with open(f'{stem}.json', 'w') as f:
+        json.dump(dict(placement=placement, settings=settings, groups=groups,
+                       summary=summary,
                        per_run={m: {r: res[m] for r, res in results.items()}
                                 for m in ('knn', 'linear')}), f, indent=2)
-    plot_summary(summary, settings, osp.join(args.work, 'summary.png'))
+    plot_summary(summary, settings, f'{stem}.png')
     return text
 
 
@@ -337,8 +392,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--bank-per-class', type=int, default=1000,
                         help='kNN bank / linear-probe training images per '
                         'class; calibration draws from the other ones')
+    parser.add_argument('--placements', nargs='+', choices=PLACEMENTS,
+                        default=['inputs'],
+                        help='quantizer placements the SSQL methods are '
+                        'trained with (default: %(default)s)')
+    parser.add_argument('--sweep-placements', nargs='+', choices=PLACEMENTS,
+                        help='placements every checkpoint is evaluated '
+                        'under (default: those of --placements)')
+    parser.add_argument('--extra', nargs='+', default=[], metavar='NAME=PATH',
+                        help='more checkpoints to sweep and tabulate')
     parser.add_argument('--stage', choices=['train', 'all'], default='all')
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.sweep_placements = args.sweep_placements or args.placements
+    extra = {}
+    for item in args.extra:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not osp.isfile(path):
+            parser.error(f'--extra {item!r}: write NAME=PATH with an existing '
+                         'checkpoint file')
+        extra[name] = path
+    args.extra = extra
+    return args
 
 
 def main() -> None:
@@ -349,10 +423,12 @@ def main() -> None:
     checkpoints = stage_train(args)
     if args.stage == 'train':
         return
-    results = stage_sweep(args, checkpoints)
-    print('\n' + summarize(args, results))
+    results = stage_sweep(args, dict(checkpoints, **args.extra))
+    for placement, placement_results in results.items():
+        print('\n' + summarize(args, placement_results, placement))
     print(f'\n[repro] done in {(time.time() - start) / 60:.1f} min; '
-          f'tables in {args.work}/summary.md, plot in {args.work}/summary.png')
+          f'tables in {args.work}/summary*.md, plots in '
+          f'{args.work}/summary*.png')
 
 
 if __name__ == '__main__':

@@ -6,9 +6,9 @@ from mmpretrain.models.backbones import (ResNet, ResNet_CIFAR, ResNetV1c,
 from mmpretrain.registry import MODELS
 
 from ssql_mm.quantization import (QuantMode, apply_overrides, check_bits,
-                                  get_bits, paper_backbone_overrides,
-                                  quantize_model, set_quant_mode)
+                                  get_bits, quantize_model, set_quant_mode)
 
+from .placement import check_placement, place_quantizers, placement_overrides
 from .pretrained_check import strict_pretrained
 
 __all__ = [
@@ -29,13 +29,17 @@ class QuantBackboneMixin:
     """
 
     def _quantize(self, w_bits: Optional[int], a_bits: Optional[int],
-                  overrides: Optional[List[dict]]) -> None:
+                  overrides: Optional[List[dict]],
+                  placement: Optional[str]) -> None:
+        self.placement = check_placement(placement)
+        place_quantizers(self, self.placement)
         self.quant_report = quantize_model(self, w_bits, a_bits)
         if overrides is None:
             # The paper's pinned layers only make sense around a quantized
             # network: at 0/0 the backbone must be the float one.
             is_float = check_bits(w_bits) is None and check_bits(a_bits) is None
-            overrides = [] if is_float else paper_backbone_overrides(self)
+            overrides = [] if is_float else placement_overrides(
+                self, self.placement)
         apply_overrides(self, overrides, self.quant_report)
         set_quant_mode(self, QuantMode.QUANTIZE)
 
@@ -65,6 +69,10 @@ class QuantResNet(QuantBackboneMixin, ResNet):
             ``ssql_mm.quantization.apply_overrides``. Defaults to None, the
             paper's assignment (stem weights 8-bit, image input float) when
             any bit-width is set, and no override when both are 0/None.
+        placement (str, optional): Where the activation quantizers sit
+            around residual additions: ``'inputs'``, ``'paper'`` or
+            ``'integer'`` (see ``models/backbones/placement.py``).
+            Defaults to None ('inputs').
         **kwargs: Keyword arguments of ``ResNet`` (out_indices,
             frozen_stages, norm_eval, strides, dilations, ...).
     """
@@ -74,9 +82,10 @@ class QuantResNet(QuantBackboneMixin, ResNet):
                  w_bits: Optional[int] = None,
                  a_bits: Optional[int] = None,
                  overrides: Optional[List[dict]] = None,
+                 placement: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides)
+        self._quantize(w_bits, a_bits, overrides, placement)
 
 
 @MODELS.register_module()
@@ -90,6 +99,8 @@ class QuantResNet_CIFAR(QuantBackboneMixin, ResNet_CIFAR):
         a_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
         overrides (list[dict], optional): See :class:`QuantResNet`.
             Defaults to None.
+        placement (str, optional): See :class:`QuantResNet`. Defaults to
+            None.
         **kwargs: Keyword arguments of ``ResNet_CIFAR``.
     """
 
@@ -98,9 +109,10 @@ class QuantResNet_CIFAR(QuantBackboneMixin, ResNet_CIFAR):
                  w_bits: Optional[int] = None,
                  a_bits: Optional[int] = None,
                  overrides: Optional[List[dict]] = None,
+                 placement: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides)
+        self._quantize(w_bits, a_bits, overrides, placement)
 
 
 @MODELS.register_module()
@@ -113,6 +125,8 @@ class QuantResNetV1c(QuantBackboneMixin, ResNetV1c):
         a_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
         overrides (list[dict], optional): See :class:`QuantResNet`.
             Defaults to None.
+        placement (str, optional): See :class:`QuantResNet`. Defaults to
+            None.
         **kwargs: Keyword arguments of ``ResNetV1c``.
     """
 
@@ -121,9 +135,10 @@ class QuantResNetV1c(QuantBackboneMixin, ResNetV1c):
                  w_bits: Optional[int] = None,
                  a_bits: Optional[int] = None,
                  overrides: Optional[List[dict]] = None,
+                 placement: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides)
+        self._quantize(w_bits, a_bits, overrides, placement)
 
 
 @MODELS.register_module()
@@ -137,6 +152,8 @@ class QuantResNetV1d(QuantBackboneMixin, ResNetV1d):
         a_bits (int, optional): See :class:`QuantResNet`. Defaults to None.
         overrides (list[dict], optional): See :class:`QuantResNet`.
             Defaults to None.
+        placement (str, optional): See :class:`QuantResNet`. Defaults to
+            None.
         **kwargs: Keyword arguments of ``ResNetV1d``.
     """
 
@@ -145,9 +162,10 @@ class QuantResNetV1d(QuantBackboneMixin, ResNetV1d):
                  w_bits: Optional[int] = None,
                  a_bits: Optional[int] = None,
                  overrides: Optional[List[dict]] = None,
+                 placement: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides)
+        self._quantize(w_bits, a_bits, overrides, placement)
 
 
 QUANT_TWINS: Dict[Type[ResNet], Type[QuantBackboneMixin]] = {

@@ -5,14 +5,17 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ssql_mm.models.backbones import (check_placement,
+                                     neck_placement_overrides,
+                                     place_quantizers, placement_overrides)
 from ssql_mm.quantization import (apply_overrides, fake_quantizers,
-                                  observing, paper_backbone_overrides,
-                                  paper_neck_overrides, quantize_model,
-                                  quantizing, reset_ranges)
+                                  observing, quantize_model, quantizing,
+                                  reset_ranges)
 
 __all__ = ['build_quant_encoder', 'FloatEncoder', 'SSQLMixin']
 
-_QUANT_CFG_KEYS = ('w_bits', 'a_bits', 'backbone_overrides', 'neck_overrides')
+_QUANT_CFG_KEYS = ('w_bits', 'a_bits', 'placement', 'backbone_overrides',
+                   'neck_overrides')
 
 
 def build_quant_encoder(backbone: nn.Module, neck: nn.Module,
@@ -24,6 +27,8 @@ def build_quant_encoder(backbone: nn.Module, neck: nn.Module,
         neck (nn.Module): The projector.
         quant_cfg (dict, optional): ``w_bits`` / ``a_bits`` (initial
             bit-widths, later set per iteration by ``QuantHook``; default 4),
+            ``placement`` (where activation quantizers sit around residual
+            additions: 'inputs', 'paper' or 'integer'; default 'inputs'),
             ``backbone_overrides`` / ``neck_overrides`` (lists of per-layer
             overrides; default None, the paper's assignment).
     """
@@ -33,12 +38,16 @@ def build_quant_encoder(backbone: nn.Module, neck: nn.Module,
         raise KeyError(f'Unknown key(s) {sorted(unknown)} in quant_cfg; '
                        f'allowed keys are {list(_QUANT_CFG_KEYS)}.')
     w_bits, a_bits = quant_cfg.get('w_bits', 4), quant_cfg.get('a_bits', 4)
+    placement = check_placement(quant_cfg.get('placement'))
+    place_quantizers(backbone, placement)
     for module, key, preset in ((backbone, 'backbone_overrides',
-                                 paper_backbone_overrides),
-                                (neck, 'neck_overrides', paper_neck_overrides)):
+                                 placement_overrides),
+                                (neck, 'neck_overrides',
+                                 neck_placement_overrides)):
         quantize_model(module, w_bits, a_bits)
         overrides = quant_cfg.get(key)
-        apply_overrides(module, preset(module) if overrides is None else overrides)
+        apply_overrides(module, preset(module, placement)
+                        if overrides is None else overrides)
 
 
 class FloatEncoder(nn.Sequential):
