@@ -3,8 +3,8 @@ the OpenMMLab 2.x stack.
 
 Importing the package registers its models and hooks in mmpretrain's
 registries, so configs reach them with ``custom_imports=dict(imports=['ssql_mm'])``,
-and applies the few MMEngine patches of :mod:`ssql_mm.compat` (logged in one
-line; ``SSQL_MM_PATCHES=none`` opts out).
+and applies the few MMEngine patches of :mod:`ssql_mm.compat` (silently;
+``python -m ssql_mm.compat`` lists them, ``SSQL_MM_PATCHES=none`` opts out).
 """
 from . import datasets, engine, models  # noqa: F401
 from .compat import apply_patches

@@ -5,6 +5,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ssql_mm.checkpoint import read_last_checkpoint, report_errors
+from ssql_mm.compat import describe_patches
 from ssql_mm.engine import (add_runner_args, ignore_per_image_warnings,
                             merge_train_args, setup_cpu_distributed)
 
@@ -38,6 +39,7 @@ def main() -> None:
             read_last_checkpoint(cfg.work_dir)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
+    runner.logger.info(describe_patches())
     with report_errors('train'):
         runner.train()
 

@@ -1,8 +1,11 @@
 """Every change ``ssql_mm`` makes to the OpenMMLab stack, in one place.
 
-``import ssql_mm`` calls :func:`apply_patches` once, which logs one line
-naming what it changed. The patches, and what a downstream user (an mmdet or
-mmseg config with ``custom_imports=['ssql_mm']``) gets from each:
+``import ssql_mm`` calls :func:`apply_patches` once. The import prints
+nothing: what was changed is logged at debug level (logger ``ssql_mm.compat``),
+said by :func:`describe_patches`, written once into every training log by
+``tools/train.py``, and printed by ``python -m ssql_mm.compat``. The patches,
+and what a downstream user (an mmdet or mmseg config with
+``custom_imports=['ssql_mm']``) gets from each:
 
 - ``atomic_writes``: MMEngine's local file backend writes through a
   temporary file and a rename (:func:`patch_local_backend`).
@@ -18,16 +21,16 @@ comma-separated list of names to apply only those. Registrations (models,
 hooks, ``CPUDistributedDataParallel``) add names to the registries and change
 nothing else; they are not patches.
 """
+import logging
 import os
 from typing import Callable, Dict, List, Optional, Sequence
-
-from mmengine.logging import print_log
 
 from .mmengine_patches import (patch_checkpoint_hook,
                                patch_checkpoint_loaders, patch_local_backend)
 
 __all__ = [
     'PATCHES', 'PATCHES_ENV', 'apply_patches', 'applied_patches',
+    'describe_patches',
     'patch_local_backend', 'patch_checkpoint_loaders', 'patch_checkpoint_hook'
 ]
 
@@ -44,6 +47,7 @@ PATCHES: Dict[str, tuple] = {
                         'delete old checkpoints after saving)'),
 }
 _applied: List[str] = []
+_logger = logging.getLogger(__name__)
 
 
 def _requested(names: Optional[Sequence[str]]) -> List[str]:
@@ -63,7 +67,10 @@ def _requested(names: Optional[Sequence[str]]) -> List[str]:
 
 
 def apply_patches(names: Optional[Sequence[str]] = None) -> List[str]:
-    """Apply the patches once and log one line saying which.
+    """Apply the patches once; log at debug level which.
+
+    Nothing is printed: a library import stays silent on stdout. Use
+    :func:`describe_patches` (or ``python -m ssql_mm.compat``) to see them.
 
     Args:
         names (Sequence[str], optional): Patches to apply. Defaults to None:
@@ -78,15 +85,7 @@ def apply_patches(names: Optional[Sequence[str]] = None) -> List[str]:
         function: Callable[[], None] = PATCHES[name][0]
         function()
         _applied.append(name)
-    if todo:
-        print_log(
-            'ssql_mm patched MMEngine: '
-            + '; '.join(PATCHES[n][1] for n in todo)
-            + f' (set {PATCHES_ENV}=none to opt out, see '
-            'docs/reliability.md)', logger='current')
-    elif not _applied:
-        print_log(f'ssql_mm: no MMEngine patch applied ({PATCHES_ENV}='
-                  f'{os.environ.get(PATCHES_ENV)!r})', logger='current')
+    _logger.debug(describe_patches())
     return todo
 
 
@@ -97,3 +96,20 @@ def applied_patches() -> List[str]:
         list[str]: In order of application.
     """
     return list(_applied)
+
+
+def describe_patches() -> str:
+    """One line saying which patches this process applied and how to opt out.
+
+    Returns:
+        str: E.g. ``ssql_mm patched MMEngine: atomic local file writes
+        (LocalBackend); ... (set SSQL_MM_PATCHES=none to opt out, see
+        docs/reliability.md)``.
+    """
+    if not _applied:
+        return (f'ssql_mm: no MMEngine patch applied ({PATCHES_ENV}='
+                f'{os.environ.get(PATCHES_ENV)!r})')
+    return ('ssql_mm patched MMEngine: '
+            + '; '.join(PATCHES[n][1] for n in _applied)
+            + f' (set {PATCHES_ENV}=none to opt out, see '
+            'docs/reliability.md)')
