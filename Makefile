@@ -1,5 +1,6 @@
-# Set-up and everyday commands. `make demo` and `make test` install first
-# (a second install does no heavy work).
+# Set-up and everyday commands. Every target installs first; that returns at
+# once while tools/install.sh, setup.py and requirements/*.txt are unchanged
+# since the last install (`bash tools/install.sh --force` checks again).
 PYTHON := $(if $(VIRTUAL_ENV),python,.venv/bin/python)
 DEMO_CONFIG := configs/demo/ssql-simsiam_resnet18-w16_cpu-demo_cifar10-subset.py
 # CIFAR-10 as train/ and test/ class folders or train.tar.gz and test.tar.gz.

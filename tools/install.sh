@@ -4,9 +4,12 @@
 # Creates a virtual environment at .venv (or uses the active one), then installs
 # torch/torchvision, mmcv 2.1.0 with ops (from a wheel directory when pip is offered
 # one through PIP_FIND_LINKS or --find-links, otherwise built from the PyPI sdist),
-# the rest of the stack and ssql_mm in editable mode. A second run does no heavy work.
+# the rest of the stack and ssql_mm in editable mode. A second run does no heavy work, and
+# returns at once when install.sh, setup.py and requirements/*.txt are those of the last
+# successful install (their SHA-256 sums are kept in <venv>/.ssql_mm-install); --force checks
+# everything again.
 #
-# Usage: bash tools/install.sh [--find-links DIR]...
+# Usage: bash tools/install.sh [--find-links DIR]... [--force]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,16 +18,39 @@ TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
 
 find_links=()
+force=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --find-links) find_links+=("--find-links" "$(cd "$2" && pwd)"); shift 2 ;;
     --find-links=*) find_links+=("--find-links" "$(cd "${1#*=}" && pwd)"); shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "install.sh: unknown argument '$1' (expected --find-links DIR)" >&2; exit 2 ;;
+    --force) force=1; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument '$1' (expected --find-links DIR or --force)" >&2; exit 2 ;;
   esac
 done
 
 log() { echo "[ssql_mm install] $*"; }
+
+# The stamp: the repository's path and "SHA-256  path" of every file the install depends on.
+VENV="${VIRTUAL_ENV:-$ROOT/.venv}"
+STAMP="$VENV/.ssql_mm-install"
+sha256() { if command -v sha256sum >/dev/null; then sha256sum "$@"; else shasum -a 256 "$@"; fi; }
+install_state() { echo "root $ROOT"; (cd "$ROOT" && sha256 tools/install.sh setup.py requirements/*.txt); }
+state="$(install_state)"
+previous="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "$force" = 0 ] && [ -x "$VENV/bin/python" ] && [ "$state" = "$previous" ]; then
+  log "up to date: install.sh, setup.py and requirements/*.txt unchanged since the last install (--force checks again)"
+  exit 0
+fi
+changed() {  # changed FILE...: true when a file differs from the stamp of an earlier install
+  [ -n "$previous" ] || return 1
+  local file line
+  for file in "$@"; do
+    line="$(cd "$ROOT" && sha256 "$file")"
+    grep -qxF "$line" <<<"$previous" || return 0
+  done
+  return 1
+}
 
 if [ -z "${VIRTUAL_ENV:-}" ]; then
   if [ ! -x "$ROOT/.venv/bin/python" ]; then
@@ -86,8 +112,10 @@ else
   fi
 fi
 
-# 3. The rest of the stack and ssql_mm itself (pins live in requirements/runtime.txt).
-if "$PY" -c "import pkg_resources, ssql_mm, mmpretrain, mmdet, mmseg" 2>/dev/null \
+# 3. The rest of the stack and ssql_mm itself (pins live in requirements/runtime.txt), again
+#    when those pins or setup.py changed since the last install.
+if ! changed setup.py requirements/runtime.txt requirements/tests.txt \
+   && "$PY" -c "import pkg_resources, ssql_mm, mmpretrain, mmdet, mmseg" 2>/dev/null \
    && "$PY" -m pip check >/dev/null 2>&1; then
   log "OpenMMLab stack and ssql_mm already installed"
 else
@@ -109,4 +137,8 @@ if deploy_ok; then
 else
   pip_install -r "$ROOT/requirements/deploy.txt" "numpy<2"
 fi
-log "done: $("$PY" -c 'import torch, mmcv, mmengine, mmpretrain, mmdet, mmseg, ssql_mm; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmengine", mmengine.__version__, "mmpretrain", mmpretrain.__version__, "mmdet", mmdet.__version__, "mmseg", mmseg.__version__, "ssql_mm", ssql_mm.__version__)')"
+versions="$("$PY" -c 'import torch, mmcv, mmengine, mmpretrain, mmdet, mmseg, ssql_mm; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmengine", mmengine.__version__, "mmpretrain", mmpretrain.__version__, "mmdet", mmdet.__version__, "mmseg", mmseg.__version__, "ssql_mm", ssql_mm.__version__)')"
+log "done: $versions"
+# Written last, through a rename: a failed or interrupted install leaves the old stamp.
+echo "$state" > "$STAMP.tmp.$$" && mv -f "$STAMP.tmp.$$" "$STAMP"
+
