@@ -1,19 +1,25 @@
 """Write files so that a crash never leaves a half-written one in place.
 
-Bytes go to a temporary ``.<name>.<host>-<pid>.<random>.partial`` file in the
-target's folder, are flushed to disk and then renamed over the target, so the
-target is always either the old file or the complete new one. The temporary
-file is created like any other file (mode ``0666`` minus the umask). A
-``.partial`` file left by a killed process of this host is removed by the
-next write into that folder.
+Bytes go to a temporary ``.<name>.<random>.partial`` file in the target's
+folder (128 random bits, created exclusively), are flushed to disk and then
+renamed over the target, so the target is always either the old file or the
+complete new one. The temporary file is created like any other file (mode
+``0666`` minus the umask).
+
+The writer holds an exclusive ``flock`` on its temporary file until the
+rename. The next write into the folder removes every ``.partial`` file whose
+lock it can take: the kernel releases a lock when its holder dies, so only
+the files of dead writers go, whatever host, container or PID namespace the
+live writers run in (the name holds no PID). On a file system without
+``flock`` nothing is removed.
 """
 import errno
+import fcntl
 import io
 import os
 import os.path as osp
 import re
 import secrets
-import socket
 from typing import Any, BinaryIO, Callable, Optional, Tuple, Union
 
 import torch
@@ -29,25 +35,24 @@ __all__ = [
 
 PathLike = Union[str, os.PathLike]
 PARTIAL_SUFFIX = '.partial'
-_HOST = re.sub(r'[^\w-]', '_', socket.gethostname()) or 'host'
-_PARTIAL = re.compile(r'^\..+\.(?P<host>[\w-]+)-(?P<pid>\d+)\.[0-9a-f]+'
-                      + re.escape(PARTIAL_SUFFIX) + '$')
+_PARTIAL = re.compile(r'^\..+\.[0-9a-f]{32}' + re.escape(PARTIAL_SUFFIX)
+                      + '$')
 
 
-def _pid_alive(pid: int) -> bool:
+def _same_file(path: str, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        named, opened = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def remove_stale_partials(folder: PathLike) -> int:
-    """Delete ``.partial`` files whose writer (a process of this host) died.
+    """Delete the ``.partial`` files of dead writers.
 
-    Files of live processes and of other hosts are left alone.
+    A file is stale when its ``flock`` can be taken: a live writer holds it
+    until its rename.
 
     Args:
         folder (str | PathLike): Folder to clean.
@@ -61,30 +66,44 @@ def remove_stale_partials(folder: PathLike) -> int:
     except OSError:
         return 0
     for name in names:
-        match = _PARTIAL.match(name)
-        if match is None or match['host'] != _HOST:
+        if _PARTIAL.match(name) is None:
             continue
-        if _pid_alive(int(match['pid'])):
+        path = osp.join(folder, name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
             continue
         try:
-            os.remove(osp.join(folder, name))
-            removed += 1
-        except FileNotFoundError:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(path, fd):
+                os.remove(path)
+                removed += 1
+        except OSError:  # a live writer's lock, or no flock here
             pass
+        finally:
+            os.close(fd)
     return removed
 
 
 def _open_partial(target: str) -> Tuple[str, BinaryIO]:
+    """Create and lock a new temporary file next to ``target``."""
     folder = osp.dirname(target)
     base = osp.basename(target)
     while True:
-        tmp = osp.join(folder, f'.{base}.{_HOST}-{os.getpid()}.'
-                       f'{secrets.token_hex(4)}{PARTIAL_SUFFIX}')
+        tmp = osp.join(folder,
+                       f'.{base}.{secrets.token_hex(16)}{PARTIAL_SUFFIX}')
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
-        return tmp, os.fdopen(fd, 'w+b')
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # no flock on this file system: never cleaned
+            pass
+        # A cleaner may have taken the lock between creation and flock.
+        if _same_file(tmp, fd):
+            return tmp, os.fdopen(fd, 'w+b')
+        os.close(fd)
 
 
 def atomic_write(filepath: PathLike, write: Callable[[BinaryIO], None]) -> None:
@@ -101,22 +120,21 @@ def atomic_write(filepath: PathLike, write: Callable[[BinaryIO], None]) -> None:
     """
     target = osp.abspath(os.fspath(filepath))
     folder = osp.dirname(target)
-    tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
         remove_stale_partials(folder)
         tmp, f = _open_partial(target)
-        with f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        tmp = None
+        with f:  # the lock on ``tmp`` is held until after the rename
+            try:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                os.remove(tmp)
+                raise
     except OSError as err:
         raise _write_error(target, err) from err
-    finally:
-        if tmp is not None and osp.exists(tmp):
-            os.remove(tmp)
 
 
 def _write_error(target: str, err: OSError) -> CheckpointWriteError:
@@ -150,8 +168,8 @@ def check_writable(filepath: PathLike) -> None:
     try:
         os.makedirs(osp.dirname(target), exist_ok=True)
         tmp, f = _open_partial(target)
-        f.close()
-        os.remove(tmp)
+        with f:
+            os.remove(tmp)
     except OSError as err:
         raise _write_error(target, err) from err
 
