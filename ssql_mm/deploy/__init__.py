@@ -12,8 +12,7 @@ from .pipeline import (FeatureModel, build_backbone,
                        export_configured_backbone, load_linear_head,
                        parse_export_bits, require_ranges,
                        save_calibrated)
-from .qdq_export import (DEFAULT_OPSET, RESIDUAL_BITS, ExportReport,
-                         calibrate_residual_inputs, export_qdq_model,
+from .qdq_export import (DEFAULT_OPSET, ExportReport, export_qdq_model,
                          trace_model)
 from .runner import OnnxRunner, optimized_graph, optimized_op_counts
 
@@ -24,7 +23,6 @@ __all__ = [
     'build_backbone', 'build_configured_backbone', 'export_checkpoint',
     'export_configured_backbone', 'load_linear_head', 'parse_export_bits',
     'require_ranges', 'save_calibrated',
-    'DEFAULT_OPSET', 'RESIDUAL_BITS', 'ExportReport',
-    'calibrate_residual_inputs', 'export_qdq_model', 'trace_model',
+    'DEFAULT_OPSET', 'ExportReport', 'export_qdq_model', 'trace_model',
     'OnnxRunner', 'optimized_graph', 'optimized_op_counts'
 ]

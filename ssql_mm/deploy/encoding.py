@@ -92,8 +92,13 @@ class LayerEncoding:
             ``weight``.
         weight_scale (ndarray, optional): float32 per-output-channel scale
             (BN factor included), ``(out_channels,)``.
+        kernel_input (ActivationEncoding, optional): The codes the kernel
+            reads: ``input``, or the quantization an upstream quantizer
+            applied to the tensor (a block input under the ``paper`` /
+            ``integer`` placements); it sets the bias scale.
         bias_codes (ndarray, optional): int32 bias codes with scale
-            ``input.scale * weight_scale``; None where the bias stays float.
+            ``kernel_input.scale * weight_scale``; None where the bias stays
+            float.
     """
     name: str
     weight: np.ndarray
@@ -102,6 +107,7 @@ class LayerEncoding:
     w_bits: Optional[int] = None
     codes: Optional[np.ndarray] = None
     weight_scale: Optional[np.ndarray] = None
+    kernel_input: Optional[ActivationEncoding] = None
     bias_codes: Optional[np.ndarray] = None
 
     @property
@@ -177,7 +183,9 @@ def quantize_bias(bias: np.ndarray, input_scale: float,
 @torch.no_grad()
 def encode_layer(name: str,
                  layer: Union[nn.Conv2d, nn.Linear],
-                 bn: Optional[nn.BatchNorm2d] = None) -> LayerEncoding:
+                 bn: Optional[nn.BatchNorm2d] = None,
+                 upstream: Optional[ActivationEncoding] = None
+                 ) -> LayerEncoding:
     """Encode a (quantized or float) conv/linear layer and its following BN.
 
     Args:
@@ -186,6 +194,9 @@ def encode_layer(name: str,
             is encoded as its quantizers act now.
         bn (nn.BatchNorm2d, optional): The BatchNorm applied directly to the
             layer's output, to fold in. Defaults to None.
+        upstream (ActivationEncoding, optional): How the input tensor is
+            already quantized when the layer's own input quantizer is off.
+            Defaults to None (a float input).
 
     Returns:
         LayerEncoding: The layer's numbers.
@@ -228,9 +239,10 @@ def encode_layer(name: str,
         shape = (-1, ) + (1, ) * (weight.dim() - 1)
         enc.weight = (weight.double() * g.view(shape)).float().numpy()
 
+    enc.kernel_input = enc.input or upstream
     if bias is not None:
         enc.bias = bias.float().numpy().reshape(out_channels)
-        if enc.input is not None and enc.codes is not None:
-            enc.bias_codes = quantize_bias(enc.bias, enc.input.scale,
+        if enc.kernel_input is not None and enc.codes is not None:
+            enc.bias_codes = quantize_bias(enc.bias, enc.kernel_input.scale,
                                            enc.weight_scale)
     return enc

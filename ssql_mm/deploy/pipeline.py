@@ -22,11 +22,11 @@ from ssql_mm.checkpoint import (CheckpointError, CheckpointMismatchError,
                                 write_checkpoint)
 from ssql_mm.evaluation import (BitSetting, PretrainedBackbone,
                                 calibrate_backbone, load_pretrained,
-                                normalized_batches, parse_bit_setting)
-from ssql_mm.quantization import quant_layers
+                                parse_bit_setting)
+from ssql_mm.models.backbones import check_placement
+from ssql_mm.quantization import ActivationFakeQuantize
 from .encoding import MAX_EXPORT_BITS
-from .qdq_export import (DEFAULT_OPSET, ExportReport,
-                         calibrate_residual_inputs, export_qdq_model)
+from .qdq_export import DEFAULT_OPSET, ExportReport, export_qdq_model
 
 __all__ = [
     'FeatureModel', 'parse_export_bits', 'require_ranges', 'load_linear_head',
@@ -121,36 +121,41 @@ def parse_export_bits(bits: str) -> BitSetting:
 
 
 def require_ranges(model: nn.Module, source: str) -> None:
-    """Raise unless every active input quantizer of ``model`` has a range.
+    """Raise unless every active activation quantizer of ``model`` has a
+    range.
 
     Args:
         model (nn.Module): A quantized model.
         source (str): Where the model's weights came from, for the message.
     """
-    missing = [name for name, layer in quant_layers(model)
-               if layer.input_quant.active and not layer.input_quant.has_range]
+    missing = [name for name, q in model.named_modules()
+               if isinstance(q, ActivationFakeQuantize) and q.active
+               and not q.has_range]
     if missing:
         raise ValueError(
             f'{source} holds no frozen activation ranges for {len(missing)} '
-            f'quantized layer(s) (e.g. {missing[0]!r}) and no calibration '
+            f'quantizer(s) (e.g. {missing[0]!r}) and no calibration '
             'images were given: pass --calib-data, or a checkpoint written '
             'with --save-calibrated.')
 
 
 def build_backbone(pretrained: PretrainedBackbone, setting: BitSetting,
-                   path: str) -> nn.Module:
-    """``pretrained.build(setting)`` with a one-line error on a misfit.
+                   path: str, placement: Optional[str] = None) -> nn.Module:
+    """``pretrained.build(setting, placement)`` with a one-line error on a
+    misfit.
 
     Args:
         pretrained (PretrainedBackbone): From ``load_pretrained``.
         setting (BitSetting): Bit-widths.
         path (str): The checkpoint file, for the message.
+        placement (str, optional): Quantizer placement. Defaults to None
+            (the checkpoint's).
 
     Returns:
         nn.Module: The backbone, eval mode, last stage only.
     """
     try:
-        return pretrained.build(setting)
+        return pretrained.build(setting, placement)
     except CheckpointError:
         raise
     except RuntimeError as err:
@@ -181,15 +186,9 @@ def build_configured_backbone(pretrained: PretrainedBackbone,
 
 def _calibrate(model: nn.Module, pretrained: PretrainedBackbone,
                images: torch.Tensor, batch_size: int, num_batches: int,
-               seed: int) -> List[torch.Tensor]:
-    """Calibrate ``model``; return the calibration batches (for reuse)."""
+               seed: int) -> None:
     calibrate_backbone(model, images, pretrained.mean, pretrained.std,
                        batch_size, num_batches, seed)
-    order = torch.randperm(len(images),
-                           generator=torch.Generator().manual_seed(seed))
-    batches = normalized_batches(images, pretrained.mean, pretrained.std,
-                                 batch_size, torch.device('cpu'), order)
-    return [b for _, b in zip(range(num_batches), batches)]
 
 
 def _bits_text(w_bits: Optional[int], a_bits: Optional[int]) -> str:
@@ -200,29 +199,21 @@ def _bits_text(w_bits: Optional[int], a_bits: Optional[int]) -> str:
 
 
 def _metadata(pretrained: PretrainedBackbone, bits: str,
-              outputs: Sequence[str], int8_residuals: bool) -> Dict[str, str]:
+              outputs: Sequence[str], placement: str) -> Dict[str, str]:
     return {
         'ssql_mm.source': pretrained.name,
         'ssql_mm.bits': bits,
         'ssql_mm.mean': json.dumps(list(pretrained.mean)),
         'ssql_mm.std': json.dumps(list(pretrained.std)),
         'ssql_mm.outputs': json.dumps(list(outputs)),
-        'ssql_mm.int8_residuals': str(bool(int8_residuals)).lower(),
+        'ssql_mm.placement': placement,
     }
 
 
-def _export(model: nn.Module, out: str, outputs: List[str],
-            batches: Optional[List[torch.Tensor]], int8_residuals: bool,
-            opset: int, metadata: Dict[str, str]) -> ExportReport:
-    ranges = None
-    if int8_residuals:
-        if batches is None:
-            raise ValueError('int8 residual mode needs calibration images '
-                             '(--calib-data): residual-input ranges are not '
-                             'stored in checkpoints.')
-        ranges = calibrate_residual_inputs(model, batches)
+def _export(model: nn.Module, out: str, outputs: List[str], opset: int,
+            metadata: Dict[str, str]) -> ExportReport:
     _, report = export_qdq_model(model, out, outputs, opset=opset,
-                                 metadata=metadata, residual_ranges=ranges)
+                                 metadata=metadata)
     return report
 
 
@@ -236,7 +227,7 @@ def export_checkpoint(checkpoint: str,
                       batch_size: int = 256,
                       seed: int = 0,
                       opset: int = DEFAULT_OPSET,
-                      int8_residuals: bool = False,
+                      placement: Optional[str] = None,
                       save_calibrated_to: Optional[str] = None
                       ) -> Tuple[ExportReport, nn.Module]:
     """Export a checkpoint's backbone at ``bits`` as a QDQ feature model.
@@ -258,9 +249,11 @@ def export_checkpoint(checkpoint: str,
         batch_size (int): Calibration batch size. Defaults to 256.
         seed (int): Seed of the calibration draw. Defaults to 0.
         opset (int): ONNX opset. Defaults to 17.
-        int8_residuals (bool): Quantize the inputs of residual additions too
-            (faster, not what PyTorch computes; see ``qdq_export``).
-            Defaults to False.
+        placement (str, optional): Quantizer placement around residual
+            additions: ``'integer'`` gives the all-integer graph (every conv
+            and addition an integer kernel), ``'paper'`` the official
+            code's, ``'inputs'`` conv inputs only. Defaults to None (the
+            checkpoint's training placement, else 'inputs').
         save_calibrated_to (str, optional): Also save the calibrated
             backbone there (see :func:`save_calibrated`), the exact PyTorch
             reference of the exported model. Defaults to None.
@@ -274,20 +267,19 @@ def export_checkpoint(checkpoint: str,
         if path is not None:
             check_writable(path)
     pretrained = load_pretrained(checkpoint, config)
-    backbone = build_backbone(pretrained, setting, checkpoint)
-    batches = None
+    placement = check_placement(placement or pretrained.placement)
+    backbone = build_backbone(pretrained, setting, checkpoint, placement)
     if calib_images is not None and not setting.is_float:
-        batches = _calibrate(backbone, pretrained, calib_images, batch_size,
-                             calib_batches, seed)
+        _calibrate(backbone, pretrained, calib_images, batch_size,
+                   calib_batches, seed)
     require_ranges(backbone, f'Checkpoint {checkpoint}')
     model = FeatureModel(
         backbone, load_linear_head(head, backbone.feat_dim) if head else None)
     outputs = ['features'] + (['logits'] if head else [])
-    report = _export(model, out, outputs, batches, int8_residuals, opset,
+    report = _export(model, out, outputs, opset,
                      _metadata(pretrained, _bits_text(setting.w_bits,
                                                       setting.a_bits),
-                               outputs,
-                               int8_residuals))
+                               outputs, placement))
     if save_calibrated_to is not None:
         save_calibrated(backbone, pretrained.backbone_cfg, pretrained.mean,
                         pretrained.std, save_calibrated_to)
@@ -332,8 +324,9 @@ def export_configured_backbone(config: str,
     outputs = [f'stage{i}' for i in indices]
     bits = ','.join(sorted({_bits_text(w, a) for w, a in getattr(
         backbone, 'layer_bits', {}).values()})) or 'fp'
-    report = _export(backbone, out, outputs, None, False, opset,
-                     _metadata(pretrained, bits, outputs, False))
+    placement = getattr(backbone, 'placement', pretrained.placement)
+    report = _export(backbone, out, outputs, opset,
+                     _metadata(pretrained, bits, outputs, placement))
     return report, backbone
 
 
@@ -343,8 +336,9 @@ def save_calibrated(model: nn.Module, pretrained_cfg: dict,
     """Save a calibrated backbone so the exact reference can be rebuilt.
 
     The file holds ``backbone.*`` weights with the frozen activation ranges
-    and a config, so ``load_pretrained`` + ``build`` restore the very
-    fake-quantized model that was exported, without calibrating again.
+    and a config (with the model's quantizer placement), so
+    ``load_pretrained`` + ``build`` restore the very fake-quantized model
+    that was exported, without calibrating again.
 
     Args:
         model (nn.Module): The calibrated backbone.
@@ -354,6 +348,8 @@ def save_calibrated(model: nn.Module, pretrained_cfg: dict,
         path (str): The file to write.
     """
     cfg = Config(dict(model=dict(backbone=pretrained_cfg,
+                                 quant_cfg=dict(placement=getattr(
+                                     model, 'placement', None)),
                                  data_preprocessor=dict(mean=list(mean),
                                                         std=list(std)))))
     state = {f'backbone.{k}': v for k, v in model.state_dict().items()}

@@ -14,42 +14,40 @@ each traced operation becomes ONNX nodes:
 - ReLU, max/avg pooling, global pooling, flatten and residual additions map
   to their ONNX operators; anything else is refused with its name.
 
-Two quantized layers reading the same tensor with the same parameters (a
-block's first conv and its downsample conv) share one Q/DQ pair.
+- an activation quantizer outside a layer (those a residual block holds
+  around its addition under the ``paper`` and ``integer`` placements)
+  becomes ``QuantizeLinear -> [Clip] -> DequantizeLinear`` on its tensor.
 
-Int8 residual mode (optional, off by default) departs from the PyTorch model
-for speed: integer runtimes fuse ``DQ -> Conv -> Q`` into one integer kernel
-only when the conv output is quantized, and a conv that feeds a residual
-addition is not (the fake-quantized model quantizes layer inputs only). In
-this mode both inputs of every addition are quantized: a tensor that a layer
-already quantizes (the block input on the identity path, as the official
-SSQL code does) through that layer's Q/DQ, any other (the last conv of the
-residual branch, the downsample conv) at 8 bits from a calibrated range.
+Two quantized layers reading the same tensor with the same parameters (a
+block's first conv and its downsample conv) share one Q/DQ pair. A layer
+whose own input quantizer is off but whose input leaves a Q/DQ pair stores
+its bias as int32 codes on that pair's grid, as integer kernels need.
+
+Under the ``integer`` placement every conv output that enters an addition is
+quantized, so an integer runtime fuses every ``DQ -> Conv -> Q`` into an
+integer conv and every ``DQ, DQ -> Add -> [Relu] -> Q`` into an integer
+addition: the graph is the PyTorch model and runs as integer kernels.
 """
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper
-from torch import Tensor, fx, nn
+from torch import fx, nn
 
 from ssql_mm.checkpoint import atomic_write_bytes
-from ssql_mm.quantization import QuantLayerMixin, activation_qparams
-from .encoding import ActivationEncoding, LayerEncoding, encode_layer
+from ssql_mm.quantization import ActivationFakeQuantize, QuantLayerMixin
+from .encoding import (ActivationEncoding, LayerEncoding,
+                       activation_encoding, encode_layer)
 from .onnx_graph import GraphBuilder, check_opset
 
-__all__ = [
-    'DEFAULT_OPSET', 'RESIDUAL_BITS', 'ExportReport', 'trace_model',
-    'calibrate_residual_inputs', 'export_qdq_model'
-]
+__all__ = ['DEFAULT_OPSET', 'ExportReport', 'trace_model', 'export_qdq_model']
 
 DEFAULT_OPSET = 17
-# Bit-width of the extra residual-input quantization (int8 residual mode).
-RESIDUAL_BITS = 8
 _ADD = (operator.add, operator.iadd, torch.add)
 _PASS_THROUGH = (nn.Identity, nn.Dropout)
 _SUPPORTED = ('Conv2d / Linear (quantized or float), BatchNorm2d, ReLU, '
@@ -71,8 +69,8 @@ class ExportReport:
             clipped to the b-bit range.
         float_bias (list[str]): Quantized layers whose bias stayed float
             because its int32 codes would overflow.
-        residual_inputs (list[str]): Traced values quantized to 8 bits only
-            because they enter a residual addition (int8 residual mode).
+        tensor_quantizers (list[str]): Activation quantizers outside layers
+            (around residual additions) written as Q/DQ pairs.
         opset (int): The default-domain opset.
     """
     outputs: List[str] = field(default_factory=list)
@@ -82,16 +80,17 @@ class ExportReport:
     folded_bn: Dict[str, str] = field(default_factory=dict)
     clipped_inputs: List[str] = field(default_factory=list)
     float_bias: List[str] = field(default_factory=list)
-    residual_inputs: List[str] = field(default_factory=list)
+    tensor_quantizers: List[str] = field(default_factory=list)
     opset: int = DEFAULT_OPSET
 
 
 class _QuantLeafTracer(fx.Tracer):
-    """Traces through containers; stops at (quantized) conv/linear layers."""
+    """Traces through containers; stops at (quantized) conv/linear layers
+    and activation quantizers."""
 
     def is_leaf_module(self, module: nn.Module, qualname: str) -> bool:
-        return isinstance(module, QuantLayerMixin) or super().is_leaf_module(
-            module, qualname)
+        return isinstance(module, (QuantLayerMixin, ActivationFakeQuantize)
+                          ) or super().is_leaf_module(module, qualname)
 
 
 def _pair(value: Any) -> List[int]:
@@ -101,18 +100,15 @@ def _pair(value: Any) -> List[int]:
 class _Emitter:
     """Walks the traced graph and writes ONNX nodes."""
 
-    def __init__(self, model: nn.Module, graph: fx.Graph,
-                 residual_ranges: Optional[Dict[str, Tuple[float, float]]]
-                 ) -> None:
+    def __init__(self, model: nn.Module, graph: fx.Graph) -> None:
         self.model = model
-        self.residual_ranges = residual_ranges
         self.modules = dict(model.named_modules())
         self.graph = graph
         self.b = GraphBuilder()
         self.report = ExportReport()
         self.env: Dict[fx.Node, Any] = {}
         self._qdq_cache: Dict[Tuple[str, tuple], str] = {}
-        self._dq_outputs: set = set()
+        self._dq_encoding: Dict[str, ActivationEncoding] = {}
         self._bn_of = self._find_conv_bn_pairs()
 
     # ----------------------------------------------------------- structure
@@ -158,34 +154,8 @@ class _Emitter:
         out = b.node('DequantizeLinear', [codes, scale, zero],
                      f'{prefix}/input/DequantizeLinear')
         self._qdq_cache[key] = out
-        self._dq_outputs.add(out)
+        self._dq_encoding[out] = enc
         return out
-
-    def _residual_input(self, node: fx.Node, value: str) -> str:
-        """An input of a residual addition, quantized (int8 residual mode).
-
-        A tensor that some layer already quantizes (the block input on the
-        identity path) is read through that layer's Q/DQ, as the official
-        SSQL code adds the quantized block input; any other (a conv output)
-        gets an 8-bit Q/DQ from its calibrated range.
-        """
-        if value in self._dq_outputs:
-            return value
-        for (x, _), dq in self._qdq_cache.items():
-            if x == value:
-                return dq
-        if node.name not in self.residual_ranges:
-            raise ValueError(f'No calibrated range for residual input '
-                             f'{node.name!r}; calibrate the residual inputs '
-                             'of this very model (calibrate_residual_inputs).')
-        low, high = self.residual_ranges[node.name]
-        scale, zero, degenerate = activation_qparams(
-            torch.tensor(low), torch.tensor(high), RESIDUAL_BITS)
-        if bool(degenerate):
-            return value
-        self.report.residual_inputs.append(node.name)
-        enc = ActivationEncoding(RESIDUAL_BITS, float(scale), int(zero))
-        return self._qdq(value, enc, f'{node.name}.residual')
 
     def _weight(self, enc: LayerEncoding) -> str:
         b, name = self.b, enc.name
@@ -209,7 +179,7 @@ class _Emitter:
         codes = b.constant(f'{name}.bias_codes', enc.bias_codes)
         scale = b.constant(
             f'{name}.bias_scale',
-            (np.float32(enc.input.scale) * enc.weight_scale).astype(
+            (np.float32(enc.kernel_input.scale) * enc.weight_scale).astype(
                 np.float32))
         zero = b.constant(f'{name}.bias_zero_point',
                           np.zeros(enc.bias_codes.shape[0], dtype=np.int32))
@@ -219,7 +189,7 @@ class _Emitter:
     def _layer(self, node: fx.Node, layer: nn.Module, x: str) -> str:
         bn_node = self._bn_of.get(node)
         bn = self.modules[bn_node.target] if bn_node is not None else None
-        enc = encode_layer(node.target, layer, bn)
+        enc = encode_layer(node.target, layer, bn, self._dq_encoding.get(x))
         if bn_node is not None:
             self.report.folded_bn[bn_node.target] = node.target
         if enc.quantized:
@@ -251,6 +221,12 @@ class _Emitter:
         name = node.target
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             return self._layer(node, module, args[0])
+        if isinstance(module, ActivationFakeQuantize):
+            enc = activation_encoding(module, name)
+            if enc is None:
+                return args[0]
+            self.report.tensor_quantizers.append(name)
+            return self._qdq(args[0], enc, name)
         if isinstance(module, nn.BatchNorm2d):
             if node.args[0] in self._bn_of and self._bn_of[
                     node.args[0]] is node:
@@ -314,9 +290,6 @@ class _Emitter:
         if fn is operator.getitem:
             return args[0][args[1]]
         if fn in _ADD and not kwargs and all(isinstance(a, str) for a in args):
-            if self.residual_ranges is not None:
-                args = [self._residual_input(n, v)
-                        for n, v in zip(node.args, args)]
             return self.b.node('Add', args, f'{node.name}/Add')
         if fn in (torch.relu, F.relu) and len(args) == 1:
             return self.b.node('Relu', args, f'{node.name}/Relu')
@@ -383,50 +356,6 @@ def trace_model(model: nn.Module) -> fx.Graph:
     return _QuantLeafTracer().trace(model)
 
 
-@torch.no_grad()
-def calibrate_residual_inputs(model: nn.Module, batches: Iterable[Tensor]
-                              ) -> Dict[str, Tuple[float, float]]:
-    """Min/max of every tensor entering a residual addition.
-
-    The model runs as it computes now (its quantizers act), in eval mode.
-
-    Args:
-        model (nn.Module): The model to export.
-        batches (Iterable[Tensor]): Input batches.
-
-    Returns:
-        dict[str, tuple[float, float]]: Traced node name -> (min, max).
-    """
-    graph = trace_model(model)
-    targets = {
-        arg.name for node in graph.nodes
-        if node.op == 'call_function' and node.target in _ADD
-        for arg in node.args if isinstance(arg, fx.Node)
-    }
-    ranges: Dict[str, Tuple[float, float]] = {}
-
-    class _Recorder(fx.Interpreter):
-
-        def run_node(self, n: fx.Node) -> Any:
-            out = super().run_node(n)
-            if n.name in targets:
-                low, high = (float(v) for v in torch.aminmax(out.detach()))
-                if n.name in ranges:
-                    low = min(low, ranges[n.name][0])
-                    high = max(high, ranges[n.name][1])
-                ranges[n.name] = (low, high)
-            return out
-
-    module = fx.GraphModule(model, graph)
-    seen = 0
-    for batch in batches:
-        _Recorder(module).run(batch)
-        seen += 1
-    if seen == 0:
-        raise ValueError('calibrate_residual_inputs() received no batch.')
-    return ranges
-
-
 def _flat_values(value: Any) -> List[str]:
     if isinstance(value, str):
         return [value]
@@ -443,9 +372,7 @@ def export_qdq_model(model: nn.Module,
                      in_channels: int = 3,
                      opset: int = DEFAULT_OPSET,
                      metadata: Optional[Dict[str, str]] = None,
-                     input_name: str = 'input',
-                     residual_ranges: Optional[Dict[str, Tuple[float,
-                                                               float]]] = None
+                     input_name: str = 'input'
                      ) -> Tuple[onnx.ModelProto, ExportReport]:
     """Export ``model`` as it computes now (eval mode) to a QDQ ONNX model.
 
@@ -468,17 +395,13 @@ def export_qdq_model(model: nn.Module,
         metadata (dict[str, str], optional): Stored as ``metadata_props``.
             Defaults to None.
         input_name (str): Name of the graph input. Defaults to 'input'.
-        residual_ranges (dict, optional): Int8 residual mode: ranges from
-            :func:`calibrate_residual_inputs`; both inputs of every residual
-            addition are then quantized (see the module doc). Defaults to
-            None (the graph computes what the PyTorch model computes).
 
     Returns:
         tuple[ModelProto, ExportReport]: The model and what was exported.
     """
     opset = check_opset(opset)
     graph = trace_model(model)
-    emitter = _Emitter(model, graph, residual_ranges)
+    emitter = _Emitter(model, graph)
     values = emitter.run(input_name)
     if output_names is None:
         output_names = (['output'] if len(values) == 1 else

@@ -24,6 +24,7 @@ from ssql_mm.deploy.pipeline import (export_checkpoint,
                                      export_configured_backbone,
                                      parse_export_bits)
 from ssql_mm.evaluation import load_split
+from ssql_mm.models.backbones import PLACEMENTS
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,9 +52,14 @@ def parse_args() -> argparse.Namespace:
                         '(bits, out_indices, frozen ranges): for mmdet / '
                         'mmseg backbones; --bits and --head do not apply')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
-    parser.add_argument('--int8-residuals', action='store_true',
-                        help='also quantize the inputs of residual additions '
-                        '(faster; departs from the PyTorch model)')
+    parser.add_argument('--placement', choices=PLACEMENTS,
+                        help="quantizer placement: 'integer' writes the "
+                        'all-integer graph (every conv and residual addition '
+                        "an integer kernel); default: the checkpoint's "
+                        "training placement, else 'inputs'")
+    parser.add_argument('--int8-residuals', action='store_const',
+                        dest='placement', const='integer',
+                        help='the same as --placement integer')
     parser.add_argument('--save-calibrated',
                         help='also save the calibrated backbone (the exact '
                         'PyTorch reference for tools/deploy/eval_onnx.py)')
@@ -73,9 +79,9 @@ def summary(report: ExportReport, path: str) -> str:
     if report.clipped_inputs:
         lines.append(f'sub-8-bit inputs clipped in the integer domain: '
                      f'{len(report.clipped_inputs)}')
-    if report.residual_inputs:
-        lines.append(f'residual inputs quantized (int8 residual mode): '
-                     f'{len(report.residual_inputs)}')
+    if report.tensor_quantizers:
+        lines.append(f'block quantizers around residual additions: '
+                     f'{len(report.tensor_quantizers)}')
     if report.float_bias:
         lines.append(f'bias kept float (int32 overflow): {report.float_bias}')
     return '\n'.join(lines)
@@ -96,9 +102,10 @@ def main() -> None:
             if args.config is None:
                 raise ValueError('--as-configured needs --config (the mmdet '
                                  '/ mmseg config of the checkpoint).')
-            if args.head or args.int8_residuals:
-                raise ValueError('--head and --int8-residuals do not apply '
-                                 'with --as-configured.')
+            if args.head or args.placement:
+                raise ValueError('--head and --placement do not apply with '
+                                 '--as-configured (the config sets the '
+                                 'placement).')
             report, _ = export_configured_backbone(
                 args.config, args.checkpoint, args.out, images,
                 args.calib_batches, args.batch_size, args.seed, args.opset)
@@ -106,7 +113,7 @@ def main() -> None:
             report, _ = export_checkpoint(
                 args.checkpoint, args.out, args.bits, args.head, images,
                 args.config, args.calib_batches, args.batch_size, args.seed,
-                args.opset, args.int8_residuals, args.save_calibrated)
+                args.opset, args.placement, args.save_calibrated)
     print(summary(report, args.out))
 
 
