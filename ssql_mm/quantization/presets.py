@@ -15,9 +15,11 @@ the same assignment:
 - projector (neck) linears: weights 8-bit; the first one's input (the pooled
   last block output) at the sampled activation bits, later inputs float.
 
-Known difference: the identity shortcut adds the float block output, where
-the official code adds the quantized one; and the projector input is
-quantized after global pooling rather than before.
+This is the ``inputs`` placement: the identity shortcut adds the float
+block output, where the official code adds the quantized one, and the
+projector input is quantized after global pooling rather than before. The
+official placement (and an all-integer one) are built from these overrides
+by ``ssql_mm.models.backbones.placement``.
 """
 from typing import List
 
