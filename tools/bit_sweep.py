@@ -7,15 +7,23 @@ Example::
         --out work_dirs/bit_sweep
 
 The backbone architecture comes from the config MMEngine stores in each
-checkpoint (``meta['cfg']``), or from ``--config`` when given.
+checkpoint (``meta['cfg']``), or from ``--config`` when given. A checkpoint
+may also be named by its model-zoo name. ``--preset zoo`` evaluates with the
+protocol behind the model zoo's numbers (bank: first 1,000 training images
+per class, calibration from the others; FP, 8w8a, 4w4a, 3w3a, 2w4a).
 """
 import argparse
+import math
+import os.path as osp
 
 from mmengine.logging import MMLogger
 
-from ssql_mm.checkpoint import CheckpointError
+from ssql_mm.apis import resolve_checkpoint
+from ssql_mm.checkpoint import CheckpointError, check_writable
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
-from ssql_mm.evaluation.bit_settings import PAPER_BIT_SETTINGS
+from ssql_mm.evaluation.bit_settings import (PAPER_BIT_SETTINGS,
+                                             parse_bit_settings)
+from ssql_mm.evaluation.sweep import ZOO_PROTOCOL
 from ssql_mm.evaluation.report import format_table, write_report
 from ssql_mm.models.backbones import PLACEMENTS
 from ssql_mm.quantization import OBSERVERS, observer_config
@@ -32,6 +40,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0, checked before any work starts."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f'must be a finite number > 0, got {text}')
+    return value
+
+
 def observer_arg(text: str) -> str:
     """argparse type: an observer name (with arguments), checked at once."""
     try:
@@ -43,11 +63,18 @@ def observer_arg(text: str) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('checkpoints', nargs='+', help='checkpoint files')
+    parser.add_argument('checkpoints', nargs='+',
+                        help='checkpoint files or model-zoo names')
     parser.add_argument('--data', required=True,
                         help='folder with train/<class>/ and test/<class>/')
-    parser.add_argument('--bits', nargs='+', default=list(PAPER_BIT_SETTINGS),
-                        help="settings 'fp' or 'W/A' (default: %(default)s)")
+    parser.add_argument('--preset', choices=['zoo'],
+                        help="'zoo': the model zoo's protocol (bits "
+                        f"{' '.join(ZOO_PROTOCOL['bits'])}, "
+                        f"--train-per-class {ZOO_PROTOCOL['train_per_class']})"
+                        '; explicit options win')
+    parser.add_argument('--bits', nargs='+',
+                        help="settings 'fp' or 'W/A' (default: "
+                        f"{' '.join(PAPER_BIT_SETTINGS)})")
     parser.add_argument('--knn', action='store_true', help='kNN top-1')
     parser.add_argument('--linear', action='store_true',
                         help='linear probe top-1 (both when neither is set)')
@@ -57,9 +84,9 @@ def parse_args() -> argparse.Namespace:
                         help='output folder for CSV, JSON, PNG, Markdown')
     parser.add_argument('--k', type=positive_int, default=200,
                         help='kNN neighbours')
-    parser.add_argument('--temperature', type=float, default=0.07)
+    parser.add_argument('--temperature', type=positive_float, default=0.07)
     parser.add_argument('--linear-epochs', type=positive_int, default=100)
-    parser.add_argument('--linear-lr', type=float, default=0.1)
+    parser.add_argument('--linear-lr', type=positive_float, default=0.1)
     parser.add_argument('--calib-batches', type=positive_int, default=10)
     parser.add_argument('--observer', type=observer_arg, default='minmax',
                         help='calibration observer: '
@@ -78,7 +105,13 @@ def parse_args() -> argparse.Namespace:
                         help='resize + centre crop')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', help='cpu, cuda, ... (default: auto)')
-    return parser.parse_args()
+    args = parser.parse_args()
+    preset = ZOO_PROTOCOL if args.preset == 'zoo' else {}
+    if args.bits is None:
+        args.bits = list(preset.get('bits', PAPER_BIT_SETTINGS))
+    if args.train_per_class is None:
+        args.train_per_class = preset.get('train_per_class')
+    return args
 
 
 def main() -> None:
@@ -94,7 +127,10 @@ def main() -> None:
         device=args.device)
     logger = MMLogger.get_instance('bit_sweep', log_level='INFO')
     try:
-        result = run_bit_sweep(args.checkpoints, args.data, args.bits, cfg,
+        parse_bit_settings(args.bits)
+        check_writable(osp.join(args.out, 'bit_sweep.json'))
+        checkpoints = [resolve_checkpoint(c) for c in args.checkpoints]
+        result = run_bit_sweep(checkpoints, args.data, args.bits, cfg,
                                args.config)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
         raise SystemExit(f'bit_sweep: error: {err}') from err

@@ -19,10 +19,10 @@ from ssql_mm.checkpoint import report_errors
 from ssql_mm.datasets import extract_cifar10
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
 from ssql_mm.evaluation.report import format_table, write_report
+from ssql_mm.evaluation.sweep import ZOO_PROTOCOL
 
 MODELS = ('simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10',
           'ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10')
-BITS = ('fp', '8/8', '4/4', '3/3', '2/4')
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,7 +32,8 @@ def parse_args() -> argparse.Namespace:
                         'train.tar.gz and test.tar.gz (extracted once to '
                         'data/cache)')
     parser.add_argument('--out', default='work_dirs/compare_zoo')
-    parser.add_argument('--train-per-class', type=int, default=1000)
+    parser.add_argument('--train-per-class', type=int,
+                        default=ZOO_PROTOCOL['train_per_class'])
     return parser.parse_args()
 
 
@@ -45,7 +46,7 @@ def main() -> None:
             data = extract_cifar10(args.data, 'data/cache')
         paths = [download_checkpoint(name, progress=False) for name in MODELS]
         result = run_bit_sweep(
-            paths, data, BITS,
+            paths, data, ZOO_PROTOCOL['bits'],
             SweepConfig(knn=True, linear=False,
                         train_per_class=args.train_per_class))
     names = [n.split('_resnet')[0] for n in MODELS]

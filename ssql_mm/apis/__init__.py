@@ -3,7 +3,7 @@ from ssql_mm.checkpoint import (ChecksumError, DownloadError,
                                 DownloadTimeoutError, UnsafePathError,
                                 cache_dir, fetch_file, sha256sum)
 from .builder import get_model
-from .download import download_checkpoint, resolve_url
+from .download import download_checkpoint, resolve_checkpoint, resolve_url
 from .errors import ModelZooError, NotPublishedError, UnknownModelError
 from .model_index import (ModelEntry, get_model_entry, list_models,
                           load_model_index)
@@ -16,5 +16,6 @@ __all__ = [
     'NotPublishedError', 'UnknownModelError', 'cache_dir',
     'download_checkpoint', 'fetch_file', 'get_model', 'get_model_entry',
     'list_models', 'load_model_index', 'model_zoo_table',
-    'model_zoo_markdown', 'publish_checkpoint', 'resolve_url', 'sha256sum'
+    'model_zoo_markdown', 'publish_checkpoint', 'resolve_checkpoint',
+    'resolve_url', 'sha256sum'
 ]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ssql_mm.checkpoint import fetch_to_cache, url_file_name
-from .errors import NotPublishedError
+from .errors import NotPublishedError, UnknownModelError
 from .model_index import ModelEntry, get_model_entry, load_model_index
 
 __all__ = [
@@ -110,7 +110,8 @@ def download_checkpoint(name_or_url: str,
                         progress: bool = True,
                         index: Optional[PathLike] = None,
                         timeout: float = 60.0,
-                        deadline: Optional[float] = None) -> str:
+                        deadline: Optional[float] = None,
+                        max_bytes: Optional[int] = None) -> str:
     """Fetch a zoo checkpoint (or any URL) into the cache; return its path.
 
     Args:
@@ -124,9 +125,13 @@ def download_checkpoint(name_or_url: str,
             None, the package's ``model-index.yml``.
         timeout (float): Longest wait for any single read, in seconds.
             Defaults to 60.
-        deadline (float, optional): Longest time for the whole transfer, in
-            seconds. Defaults to None: ``$SSQL_MM_DOWNLOAD_DEADLINE`` or no
-            limit.
+        deadline (float, optional): Longest time for the whole transfer
+            (connecting, headers, body), in seconds. Defaults to None:
+            ``$SSQL_MM_DOWNLOAD_DEADLINE`` or no limit.
+        max_bytes (int, optional): Largest file fetched when the index
+            lists no size (a plain URL). Defaults to None, 2 GiB
+            (``MAX_DOWNLOAD_BYTES``); with a size, the transfer stops as
+            soon as it exceeds that size.
 
     Returns:
         str: Path of the local file (verified when the index knows its
@@ -149,4 +154,38 @@ def download_checkpoint(name_or_url: str,
                           sha256=entry.sha256 if entry else None,
                           size=entry.size if entry else None,
                           dir=dir, progress=progress, timeout=timeout,
-                          deadline=deadline)
+                          deadline=deadline, max_bytes=max_bytes)
+
+
+def resolve_checkpoint(path_or_name: str,
+                       index: Optional[PathLike] = None) -> str:
+    """A local checkpoint file for a path or a model-zoo name.
+
+    An existing file is returned as it is; otherwise a name from the model
+    index is fetched (cached and verified, see :func:`download_checkpoint`).
+
+    Args:
+        path_or_name (str): A checkpoint file or a model name.
+        index (str | PathLike, optional): Model index to read. Defaults to
+            None, the package's ``model-index.yml``.
+
+    Returns:
+        str: Path of a local file.
+
+    Raises:
+        FileNotFoundError: Neither a file nor a model of the index.
+    """
+    if os.path.isfile(path_or_name):
+        return path_or_name
+    if '://' not in path_or_name and os.sep not in path_or_name:
+        try:
+            get_model_entry(path_or_name, index)
+        except UnknownModelError:
+            pass
+        else:
+            return download_checkpoint(path_or_name, index=index,
+                                       progress=False)
+    raise FileNotFoundError(
+        f'{path_or_name!r} is neither a checkpoint file nor a model-zoo '
+        'name; give an existing file or a name from `tools/model_zoo.py '
+        'list`.')

@@ -20,6 +20,12 @@ from .pretrained_backbone import PretrainedBackbone, load_pretrained
 __all__ = ['SweepConfig', 'SweepResult', 'run_bit_sweep', 'split_bank']
 
 
+# The protocol behind the model zoo's numbers: bank = the first 1,000
+# training images per class, calibration from the others, these settings.
+ZOO_PROTOCOL = dict(bits=('fp', '8/8', '4/4', '3/3', '2/4'),
+                    train_per_class=1000)
+
+
 @dataclass
 class SweepConfig:
     """Options of a sweep.
