@@ -15,13 +15,14 @@ random ``fc``. What was mapped, renamed and dropped is printed.
 import argparse
 from typing import List, Optional
 
+from ssql_mm.apis import resolve_checkpoint
 from ssql_mm.checkpoint import (BACKBONE_FORMATS, export_backbone_file,
                                 report_errors)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='checkpoint to read')
+    parser.add_argument('src', help='checkpoint to read, or a model-zoo name')
     parser.add_argument('dst', help='output backbone checkpoint')
     parser.add_argument('--format', default='mmdet', choices=BACKBONE_FORMATS,
                         help='key layout of the output (default: mmdet, '
@@ -41,9 +42,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    with report_errors('extract_backbone', (ValueError, )):
+    with report_errors('extract_backbone', (ValueError, FileNotFoundError)):
         report = export_backbone_file(
-            args.src, args.dst, args.format, args.prefix, depth=args.depth,
+            resolve_checkpoint(args.src), args.dst, args.format, args.prefix, depth=args.depth,
             strict=not args.allow_unmapped, trusted=args.trust_checkpoint)
     print(report.summary())
     print(f'Wrote {len(report.mapped)} backbone tensors to {args.dst} '

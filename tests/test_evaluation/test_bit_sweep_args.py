@@ -89,3 +89,17 @@ def test_a_zoo_name_is_accepted_as_a_checkpoint(monkeypatch, tmp_path,
                  '--out', str(tmp_path / 'o'))
     assert 'neither a checkpoint file nor a model-zoo name' in str(
         exit_info.value.code)
+
+
+def test_extract_and_export_accept_a_zoo_name(monkeypatch, tmp_path):
+    """The other tools that take a checkpoint take a zoo name too."""
+    monkeypatch.setenv('SSQL_MM_HOME', str(tmp_path / 'home'))
+    extract = runpy.run_path(osp.join(ROOT, 'tools', 'extract_backbone.py'))
+    extract['main']([ZOO_NAME, str(tmp_path / 'backbone.pth')])
+    assert osp.getsize(tmp_path / 'backbone.pth') > 1e6
+    monkeypatch.setattr(sys, 'argv', [
+        'export_onnx.py', ZOO_NAME, '--bits', 'fp', '--out',
+        str(tmp_path / 'model.onnx')])
+    runpy.run_path(osp.join(ROOT, 'tools', 'deploy', 'export_onnx.py'),
+                   run_name='__main__')
+    assert osp.getsize(tmp_path / 'model.onnx') > 1e6

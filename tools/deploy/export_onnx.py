@@ -18,6 +18,7 @@ are used.
 import argparse
 import os.path as osp
 
+from ssql_mm.apis import resolve_checkpoint
 from ssql_mm.checkpoint import check_writable, report_errors
 from ssql_mm.deploy import DEFAULT_OPSET, ExportReport
 from ssql_mm.deploy.pipeline import (export_checkpoint,
@@ -29,7 +30,8 @@ from ssql_mm.models.backbones import PLACEMENTS
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('checkpoint', help='checkpoint with backbone weights')
+    parser.add_argument('checkpoint', help='checkpoint with backbone weights, '
+                        'or a model-zoo name')
     parser.add_argument('--out', required=True, help='the .onnx file')
     parser.add_argument('--bits', default='8/8',
                         help="'W/A' (2-8 bits each, 0 = float) or 'fp' "
@@ -95,6 +97,7 @@ def main() -> None:
         for path in (args.out, args.save_calibrated):
             if path is not None:
                 check_writable(path)  # before images are read
+        checkpoint = resolve_checkpoint(args.checkpoint)
         images = None
         if args.calib_data:
             images = load_split(args.calib_data, args.img_size).images
@@ -107,11 +110,11 @@ def main() -> None:
                                  '--as-configured (the config sets the '
                                  'placement).')
             report, _ = export_configured_backbone(
-                args.config, args.checkpoint, args.out, images,
+                args.config, checkpoint, args.out, images,
                 args.calib_batches, args.batch_size, args.seed, args.opset)
         else:
             report, _ = export_checkpoint(
-                args.checkpoint, args.out, args.bits, args.head, images,
+                checkpoint, args.out, args.bits, args.head, images,
                 args.config, args.calib_batches, args.batch_size, args.seed,
                 args.opset, args.placement, args.save_calibrated)
     print(summary(report, args.out))
