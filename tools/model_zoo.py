@@ -53,8 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument('--timeout', type=_positive, default=60.0,
                       help='longest wait for one read, seconds (default 60)')
     down.add_argument('--deadline', type=_positive,
-                      help='longest time for the whole transfer, seconds '
-                      '(default: $SSQL_MM_DOWNLOAD_DEADLINE or none)')
+                      help='longest time for the whole transfer (connect, '
+                      'headers, body), seconds (default: '
+                      '$SSQL_MM_DOWNLOAD_DEADLINE or none)')
+    down.add_argument('--max-mib', type=_positive,
+                      help='largest file fetched from a URL the index does '
+                      'not list, MiB (default 2048); listed files stop at '
+                      'their Size')
     pub = sub.add_parser('publish', help='add a checkpoint to a metafile')
     pub.add_argument('checkpoint')
     pub.add_argument('--name', required=True)
@@ -101,7 +106,9 @@ def run(args: argparse.Namespace) -> None:
             print(download_checkpoint(
                 args.name, dir=args.dir, base_url=args.base_url,
                 progress=not args.no_progress, index=args.index,
-                timeout=args.timeout, deadline=args.deadline))
+                timeout=args.timeout, deadline=args.deadline,
+                max_bytes=None if args.max_mib is None else int(
+                    args.max_mib * 2**20)))
         elif args.command == 'publish':
             entry = publish_checkpoint(
                 args.checkpoint, args.name, metafile=args.metafile,

@@ -5,9 +5,18 @@ maps a path to how it is served:
 
 - ``'ok'`` (default): ``Content-Length`` and the whole body;
 - ``'no_length_cut'``: no ``Content-Length``, half the body, then close;
-- ``'trickle'``: ``Content-Length``, then one byte every ``trickle_s``.
+- ``'trickle'``: ``Content-Length``, then one byte every ``trickle_s``;
+- ``'trickle_headers'``: the status line, then one header byte every
+  ``trickle_s`` for at most ``trickle_headers_s`` seconds, then close;
+- ``'endless'``: no ``Content-Length``; the body, then zeros until the client
+  hangs up;
+- ``'announce'``: ``Content-Length: announced[path]``, then as ``'endless'``.
+
+``sent`` maps a path to the body bytes written so far.
 """
+import itertools
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List
 
@@ -19,7 +28,10 @@ class FaultyServer:
         self.files: Dict[str, bytes] = {}
         self.modes: Dict[str, str] = {}
         self.requests: List[str] = []
+        self.announced: Dict[str, int] = {}
+        self.sent: Dict[str, int] = {}
         self.trickle_s = trickle_s
+        self.trickle_headers_s = 15.0
         self.stop = threading.Event()
         server = self
 
@@ -35,11 +47,19 @@ class FaultyServer:
                     return
                 mode = server.modes.get(name, 'ok')
                 self.send_response(200)
+                if mode == 'trickle_headers':
+                    self.trickle_headers()
+                    return
                 self.send_header('Content-Type', 'application/octet-stream')
-                if mode != 'no_length_cut':
+                if mode == 'announce':
+                    self.send_header('Content-Length',
+                                     str(server.announced[name]))
+                elif mode not in ('no_length_cut', 'endless'):
                     self.send_header('Content-Length', str(len(body)))
                 self.end_headers()
-                if mode == 'no_length_cut':
+                if mode in ('endless', 'announce'):
+                    self.endless(name, body)
+                elif mode == 'no_length_cut':
                     self.wfile.write(body[:len(body) // 2])
                 elif mode == 'trickle':
                     for i in range(len(body)):
@@ -49,6 +69,32 @@ class FaultyServer:
                         self.wfile.flush()
                 else:
                     self.wfile.write(body)
+
+            def trickle_headers(self) -> None:
+                end = time.monotonic() + server.trickle_headers_s
+                try:
+                    self.flush_headers()
+                    self.wfile.write(b'X-Slow: ')
+                    while time.monotonic() < end:
+                        if server.stop.wait(server.trickle_s):
+                            return
+                        self.wfile.write(b'x')
+                        self.wfile.flush()
+                except OSError:  # the client hung up
+                    pass
+
+            def endless(self, name: str, body: bytes) -> None:
+                zeros = bytes(1 << 20)
+                server.sent[name] = 0
+                try:
+                    for chunk in itertools.chain([body],
+                                                 itertools.repeat(zeros)):
+                        if server.stop.is_set():
+                            return
+                        self.wfile.write(chunk)
+                        server.sent[name] += len(chunk)
+                except OSError:  # the client hung up
+                    pass
 
             def log_message(self, *args) -> None:
                 pass

@@ -1,17 +1,22 @@
 """Downloads: nothing written outside the cache, nothing partial kept,
-nothing unverified reused, a deadline that holds (issue cases 1, 6, 7)."""
+nothing unverified reused, a deadline that holds from connecting to the last
+byte, no more bytes than the index lists or the documented maximum."""
 import os
+import runpy
 import time
 from pathlib import Path
 
 import pytest
 
+import ssql_mm.checkpoint.download as download_module
 from reliability_utils import zoo_entry
 from ssql_mm.apis import download_checkpoint, get_model_entry
 from ssql_mm.apis.download import resolve_url
 from ssql_mm.checkpoint import (ChecksumError, DownloadError,
                                 DownloadTimeoutError, UnsafePathError,
                                 cache_path, safe_load, sha256sum)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _tree(folder: Path) -> list:
@@ -160,3 +165,65 @@ def test_deadline_from_the_environment(server, cache, good_bytes,
     monkeypatch.setenv('SSQL_MM_DOWNLOAD_DEADLINE', '0.5')
     with pytest.raises(DownloadTimeoutError):
         download_checkpoint(server.url + '/slow.pth', progress=False)
+
+
+def test_trickling_headers_hit_the_deadline(server, cache, good_bytes,
+                                            capsys):
+    """A server that never finishes its headers (issue 21, case 3)."""
+    server.files['slow.pth'] = good_bytes
+    server.modes['slow.pth'] = 'trickle_headers'
+    start = time.monotonic()
+    with pytest.raises(DownloadTimeoutError, match='within 1 s'):
+        download_checkpoint(server.url + '/slow.pth', progress=False,
+                            timeout=5, deadline=1.0)
+    assert time.monotonic() - start < 4
+    main = runpy.run_path(str(REPO / 'tools' / 'model_zoo.py'))['main']
+    start = time.monotonic()
+    assert main(['download', server.url + '/slow.pth', '--no-progress',
+                 '--deadline', '1', '--timeout', '5']) == 1
+    assert time.monotonic() - start < 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('model_zoo: error: Transfer of ')
+    assert not any('Traceback' in line for line in err)
+    assert _tree(cache) == []
+
+
+@pytest.mark.parametrize('mode', ['endless', 'announce'])
+def test_download_stops_at_the_index_size(server, cache, index, good_bytes,
+                                          mode):
+    """A mirror sends more than the index's ``Size``: with no length, or
+    announcing 300 MiB; the transfer stops within one read of ``Size``."""
+    server.files['x.pth'] = good_bytes
+    server.modes['x.pth'] = mode
+    server.announced['x.pth'] = 300 << 20
+    index([zoo_entry('m', server.url + '/x.pth', body=good_bytes)])
+    start = time.monotonic()
+    with pytest.raises(ChecksumError, match=f'more than the {len(good_bytes)} '
+                       'bytes the model index lists') as err:
+        download_checkpoint('m', progress=False, deadline=20)
+    assert time.monotonic() - start < 5
+    assert _tree(cache) == []
+    received = int(str(err.value).split('lists (')[1].split()[0])
+    if mode == 'announce':  # refused on the header, before the body
+        assert received == 300 << 20
+    else:
+        assert len(good_bytes) < received <= len(good_bytes) + (64 << 10)
+
+
+def test_plain_url_stops_at_the_maximum(server, cache, good_bytes,
+                                        monkeypatch):
+    server.files['big.pth'] = good_bytes
+    server.modes['big.pth'] = 'endless'
+    url = server.url + '/big.pth'
+    with pytest.raises(DownloadError, match=r'larger than 1048576 bytes.*'
+                       r'--max-mib'):
+        download_checkpoint(url, progress=False, deadline=20,
+                            max_bytes=1 << 20)
+    assert _tree(cache) == []
+    # The documented default applies when no maximum is given.
+    monkeypatch.setattr(download_module, 'MAX_DOWNLOAD_BYTES', 2 << 20)
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match='larger than 2097152 bytes'):
+        download_checkpoint(url, progress=False, deadline=20)
+    assert time.monotonic() - start < 5
+    assert _tree(cache) == []
