@@ -228,8 +228,12 @@ class WeightFakeQuantize(_FakeQuantize):
     The range comes from the weight itself at every forward: ``max |w_c|``
     per channel, or the per-channel clipping value that ``clip`` chooses
     (set by calibration with an observer that searches weight ranges, such
-    as MSE). The quantizer has no state besides its bit-width, mode and
-    ``clip``.
+    as MSE). Clipping values can instead be frozen
+    (:meth:`freeze_max_abs`, done when a post-training quantization method
+    writes its learned rounding into the weight): they are then used at
+    every bit-width, whatever ``clip`` is, and saved in the state dict (as
+    ``max_abs``) so the weight's integer codes survive a reload; an
+    unfrozen quantizer adds no state-dict keys.
 
     Args:
         bits (int, optional): Bit-width; 0 or None means float.
@@ -243,9 +247,16 @@ class WeightFakeQuantize(_FakeQuantize):
         super().__init__(bits, fixed)
         self.ch_axis = ch_axis
         self.clip: Optional[WeightClip] = None
+        self.register_buffer('max_abs', None, persistent=False)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the clipping values are frozen."""
+        return self.max_abs is not None
 
     def set_clip(self, clip: Optional[WeightClip]) -> None:
-        """Choose how per-channel clipping values are found.
+        """Choose how per-channel clipping values are found (frozen values,
+        when there are any, take precedence).
 
         Args:
             clip (Callable, optional): ``clip(weight, bits, ch_axis)``
@@ -255,6 +266,34 @@ class WeightFakeQuantize(_FakeQuantize):
         self.clip = clip
         self._cache = None
 
+    def freeze_max_abs(self, max_abs: Optional[Tensor]) -> None:
+        """Freeze the per-channel clipping values (None unfreezes).
+
+        Args:
+            max_abs (Tensor, optional): One positive value per output
+                channel, or None to go back to ``clip`` / ``max |w_c|``.
+        """
+        self.max_abs = None if max_abs is None else max_abs.detach().float(
+        ).clone()
+        self._cache = None
+
+    def clip_values(self, weight: Tensor) -> Optional[Tensor]:
+        """The per-channel clipping values quantization uses for ``weight``
+        at the current bits: the frozen ones, those ``clip`` chooses, or
+        None for ``max |w_c|`` (see :func:`weight_qparams`).
+
+        Args:
+            weight (Tensor): The float weight.
+
+        Returns:
+            Tensor or None: float32 clipping values, one per channel.
+        """
+        if self.max_abs is not None:
+            return self.max_abs.to(weight.device)
+        if self.clip is None or self.bits is None:
+            return None
+        return self.clip(weight.detach(), self.bits, self.ch_axis)
+
     def forward(self, weight: Tensor) -> Tensor:
         if not self.active:
             return weight
@@ -262,11 +301,29 @@ class WeightFakeQuantize(_FakeQuantize):
         # quantized copy (and its autograd graph).
         key = (weight._version, self.bits, torch.is_grad_enabled())
         if self._cache is None or self._cache[0] != key:
-            max_abs = None if self.clip is None else self.clip(
-                weight.detach(), self.bits, self.ch_axis)
-            self._cache = (key, fake_quantize_weight(weight, self.bits,
-                                                     self.ch_axis, max_abs))
+            self._cache = (key, fake_quantize_weight(
+                weight, self.bits, self.ch_axis, self.clip_values(weight)))
         return self._cache[1]
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.max_abs is not None:
+            destination[prefix + 'max_abs'] = (
+                self.max_abs if keep_vars else self.max_abs.detach())
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        key = prefix + 'max_abs'
+        if key in state_dict:
+            self.freeze_max_abs(state_dict[key])
+        # Hide the optional key from the strict key check.
+        local = {k: v for k, v in state_dict.items() if k != key}
+        super()._load_from_state_dict(local, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', frozen={self.frozen}'
 
 
 class ActivationFakeQuantize(_FakeQuantize):
@@ -332,6 +389,18 @@ class ActivationFakeQuantize(_FakeQuantize):
             self._cache = None
         self.frozen = frozen
 
+    def set_range(self, min_val: Tensor, max_val: Tensor) -> None:
+        """Set the range to ``[min_val, max_val]`` and freeze it (used to
+        restore a calibration or to write a learned step size).
+
+        Args:
+            min_val (Tensor): Minimum (0-dim).
+            max_val (Tensor): Maximum (0-dim).
+        """
+        self.observer.set_range(min_val, max_val)
+        self.frozen = True
+        self._cache = None
+
     def forward(self, x: Tensor) -> Tensor:
         if self.mode == QuantMode.OBSERVE:
             if not self.frozen:
@@ -374,9 +443,7 @@ class ActivationFakeQuantize(_FakeQuantize):
                               missing_keys, unexpected_keys, error_msgs):
         keys = (prefix + 'min_val', prefix + 'max_val')
         if all(key in state_dict for key in keys):
-            self.observer.set_range(state_dict[keys[0]], state_dict[keys[1]])
-            self.frozen = True
-            self._cache = None
+            self.set_range(state_dict[keys[0]], state_dict[keys[1]])
         # Hide the optional range keys from the strict key check.
         local = {k: v for k, v in state_dict.items() if k not in keys}
         super()._load_from_state_dict(local, prefix, local_metadata, strict,
