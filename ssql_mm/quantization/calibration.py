@@ -1,5 +1,7 @@
-"""Calibration: measure activation ranges in float, then freeze them."""
+"""Calibration: measure activation ranges in float, then freeze them (and,
+optionally, reconstruct the quantized model with a PTQ method)."""
 import copy
+from itertools import islice
 from typing import Any, Callable, Iterable, Optional
 
 import torch
@@ -8,6 +10,7 @@ from torch import nn
 from .convert import fake_quantizers, freeze_ranges, observing, reset_ranges
 from .fake_quantize import ActivationFakeQuantize, WeightFakeQuantize
 from .observer_registry import ObserverSpec, build_observer
+from .ptq.registry import PTQSpec, build_ptq
 
 __all__ = ['calibrate', 'set_observers']
 
@@ -41,12 +44,15 @@ def calibrate(model: nn.Module,
               batches: Iterable[Any],
               num_batches: Optional[int] = None,
               forward: Optional[Callable[[nn.Module, Any], Any]] = None,
-              observer: ObserverSpec = 'minmax') -> int:
-    """Record activation ranges over batches in float, then freeze.
+              observer: ObserverSpec = 'minmax',
+              ptq: Optional[PTQSpec] = None) -> int:
+    """Record activation ranges over batches in float, then freeze; then,
+    optionally, run a post-training quantization method from those ranges.
 
     The model runs in eval mode (BatchNorm statistics are not touched) and
     is put back in its previous train/eval state afterwards. Previously
-    frozen ranges are replaced. Ranges that depend on the bit-width (MSE,
+    frozen activation ranges are replaced; frozen weight clipping values (a
+    baked PTQ result) are kept. Ranges that depend on the bit-width (MSE,
     KL) are chosen for each quantizer's bits at the time of the call.
 
     Args:
@@ -58,12 +64,23 @@ def calibrate(model: nn.Module,
             ``model(batch)``.
         observer (str | dict): How ranges are found (see
             :func:`set_observers`). Defaults to 'minmax', the paper's.
+        ptq (str | dict, optional): A reconstruction method run after the
+            ranges are frozen, on the same batches: ``'adaround'``,
+            ``'brecq'``, ``'qdrop'``, with arguments as
+            ``'brecq:iters=500'`` or ``dict(type='brecq', iters=500)`` (see
+            ``ssql_mm.quantization.ptq``). It writes its learned rounding
+            into the weights and its step sizes into the frozen ranges.
+            Defaults to None.
 
     Returns:
         int: Number of batches seen.
     """
     if num_batches is not None and num_batches < 1:
         raise ValueError(f'num_batches must be >= 1, got {num_batches}.')
+    method = None if ptq is None else build_ptq(ptq)
+    if method is not None:
+        # Reconstruction passes over the batches many times: keep them.
+        batches = list(islice(batches, num_batches))
     quantizers = [q for q in fake_quantizers(model)
                   if isinstance(q, ActivationFakeQuantize)]
     if not quantizers:
@@ -88,4 +105,6 @@ def calibrate(model: nn.Module,
     if seen == 0:
         raise ValueError('calibrate() received no batch: the data is empty.')
     freeze_ranges(model)
+    if method is not None:
+        method(model, batches, forward)
     return seen
