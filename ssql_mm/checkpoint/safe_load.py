@@ -29,7 +29,7 @@ from .errors import (CheckpointMismatchError, CheckpointNotFoundError,
 
 __all__ = [
     'safe_load', 'read_checkpoint', 'safe_globals_for_mmengine',
-    'check_structure'
+    'check_structure', 'MAX_INFLATION'
 ]
 
 PathOrFile = Union[str, os.PathLike, IO[bytes]]
@@ -45,6 +45,11 @@ _HISTORY_STATISTICS = frozenset(('min', 'max', 'current', 'mean'))
 # The legacy (non-zip) torch format starts with four pickles: magic number,
 # protocol version, system info and the object itself.
 _LEGACY_PICKLES = 4
+# torch.save writes stored (uncompressed) zip members, so a checkpoint's
+# members add up to about its file size. Deflated members could inflate a
+# thousandfold (a "zip bomb"); a load may inflate at most this many times the
+# file's size.
+MAX_INFLATION = 4
 # Messages of torch / miniz that mean the bytes ran out or are mangled.
 _DAMAGE_MESSAGE = re.compile(r'EOF|truncated|corrupt|central directory|'
                              r'zip archive|Invalid magic number', re.I)
@@ -64,6 +69,20 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     return getattr(obj, name)
 
 
+def _numeric_dtype(*args: Any) -> np.dtype:
+    """Stand-in for ``numpy.dtype`` while unpickling: numeric dtypes only.
+
+    A pickle can call ``numpy.dtype('O8', ...)`` without any other global
+    and fill an array of that dtype with arbitrary objects.
+    """
+    dtype = np.dtype(*args)
+    if dtype.name not in _NUMERIC_DTYPES:
+        raise UnsafeCheckpointError(
+            f'numpy.dtype({args[0]!r}), a {dtype.name} dtype (only numeric '
+            'numpy arrays are allowed)', 'a checkpoint')
+    return dtype
+
+
 def safe_globals_for_mmengine() -> List[Any]:
     """The allow-list used by :func:`safe_load`.
 
@@ -71,8 +90,9 @@ def safe_globals_for_mmengine() -> List[Any]:
     EMA hook, gradient clipping) and listing the globals they reference.
 
     Returns:
-        list: Classes and functions, plus one ``(callable, name)`` pair that
-        replaces ``builtins.getattr`` with a restricted lookup.
+        list: Classes and functions, plus ``(callable, name)`` pairs that
+        replace ``builtins.getattr`` and ``numpy.dtype`` with restricted
+        versions.
     """
     from numpy.core import multiarray
     allowed: List[Any] = [
@@ -80,7 +100,7 @@ def safe_globals_for_mmengine() -> List[Any]:
         multiarray._reconstruct,
         multiarray.scalar,
         np.ndarray,
-        np.dtype,
+        (_numeric_dtype, 'numpy.dtype'),
         (_history_buffer_getattr, 'builtins.getattr'),
     ]
     allowed += [type(np.dtype(name)) for name in _NUMERIC_DTYPES]
@@ -124,12 +144,33 @@ def _check_pickles(data: bytes, count: int) -> None:
         pickletools.dis(stream, out=io.StringIO())
 
 
+def _inflation(zip_file: IO[bytes]) -> Optional[str]:
+    """What is wrong with the sizes a zip archive declares, or None.
+
+    Only the central directory is read. miniz refuses a member that inflates
+    to more than its declared size, so the declared sizes bound a load.
+    """
+    size = zip_file.seek(0, io.SEEK_END)
+    zip_file.seek(0)
+    try:
+        with zipfile.ZipFile(zip_file) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return None  # damage; torch.load and check_structure name it
+    if inflated <= MAX_INFLATION * size:
+        return None
+    return (f'a zip archive of {size / 2**20:.2f} MiB that inflates to '
+            f'{inflated / 2**20:.2f} MiB, more than {MAX_INFLATION} times '
+            'its size (torch.save writes uncompressed archives)')
+
+
 def check_structure(path_or_fileobj: PathOrFile) -> Optional[str]:
     """What is wrong with a file's structure, without unpickling it.
 
-    Checks that the file is non-empty, that a zip checkpoint's archive and
-    its ``data.pkl`` are intact, and that a legacy or plain pickle parses.
-    Tensor bytes are not checked.
+    Checks that the file is non-empty, that a zip checkpoint's archive (all
+    members in one top-level folder, at most :data:`MAX_INFLATION` times
+    the file's size once inflated) and its ``data.pkl`` are intact, and
+    that a legacy or plain pickle parses. Tensor bytes are not checked.
 
     Args:
         path_or_fileobj (str | PathLike | file): The file.
@@ -145,9 +186,17 @@ def check_structure(path_or_fileobj: PathOrFile) -> Optional[str]:
         return 'empty (0 bytes)'
     try:
         if data[:2] == b'PK':
+            inflation = _inflation(io.BytesIO(data))
+            if inflation is not None:
+                return inflation
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                pkl = [n for n in archive.namelist()
-                       if n.endswith('data.pkl')]
+                names = archive.namelist()
+                tops = {n.split('/', 1)[0] for n in names}
+                if len(tops) > 1 or any('/' not in n for n in names):
+                    return (f'a zip archive with members outside one '
+                            f'top-level folder ({", ".join(sorted(tops))}), '
+                            'which torch checkpoints never have')
+                pkl = [n for n in names if n.endswith('data.pkl')]
                 if not pkl:
                     return (f'a zip archive of {len(data)} bytes without the '
                             'data.pkl of a torch checkpoint')
@@ -168,6 +217,28 @@ def _corrupt(source: str, damage: str) -> CorruptCheckpointError:
         'interrupted save, copy or download?); nothing in it was run. Use '
         'another checkpoint (e.g. an earlier epoch_*.pth), or delete this '
         'one and save or download it again.')
+
+
+def _check_inflation(path_or_fileobj: PathOrFile, source: str) -> None:
+    """Refuse a zip checkpoint that would inflate far beyond its size."""
+    if isinstance(path_or_fileobj, (str, os.PathLike)):
+        with open(path_or_fileobj, 'rb') as f:
+            found = _inflation(f) if f.read(2) == b'PK' else None
+    elif hasattr(path_or_fileobj, 'seek') and path_or_fileobj.seekable():
+        position = path_or_fileobj.tell()
+        try:
+            path_or_fileobj.seek(0)
+            found = (_inflation(path_or_fileobj)
+                     if path_or_fileobj.read(2) == b'PK' else None)
+        finally:
+            path_or_fileobj.seek(position)
+    else:
+        return
+    if found is not None:
+        raise CorruptCheckpointError(
+            f'Refused to load the {source}: it is {found}. Loading it could '
+            'exhaust memory (a "zip bomb"); nothing in it was read. Use a '
+            'checkpoint saved by torch.save.')
 
 
 def _check_exists(path_or_fileobj: PathOrFile) -> None:
@@ -202,12 +273,14 @@ def safe_load(path_or_fileobj: PathOrFile,
     Raises:
         CheckpointNotFoundError: No file at that path.
         CorruptCheckpointError: The file is empty, truncated or not a
-            checkpoint.
+            checkpoint, or a zip archive that would inflate to more than
+            :data:`MAX_INFLATION` times its size.
         UnsafeCheckpointError: A well-formed file needs a global outside the
             allow-list.
     """
     _check_exists(path_or_fileobj)
     source = _describe(path_or_fileobj)
+    _check_inflation(path_or_fileobj, source)
     if trusted:
         damage = check_structure(path_or_fileobj)
         if damage is not None:
