@@ -9,22 +9,29 @@ served from a mirror or local folder through ``SSQL_MM_BASE_URL``.
 """
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import yaml
 
-from ssql_mm.checkpoint import (atomic_write_bytes, checkpoint_bytes,
-                                read_checkpoint, sha256sum, unwrap_state_dict)
+from ssql_mm.checkpoint import (UnsafePathError, atomic_write_bytes,
+                                checkpoint_bytes, read_checkpoint, sha256sum,
+                                unwrap_state_dict)
 from .model_index import default_index_path
 
-__all__ = ['publish_checkpoint', 'metric_key', 'DEFAULT_METAFILE']
+__all__ = [
+    'publish_checkpoint', 'check_model_name', 'metric_key',
+    'DEFAULT_METAFILE'
+]
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_METAFILE = 'configs/ssql/metafile.yml'
 UNPUBLISHED_NOTE = ('Checkpoint not uploaded yet: Weights stays null until '
                     'it is. Serve the file named in Checkpoint from a mirror '
                     'or local folder with SSQL_MM_BASE_URL.')
+# A model name also names the published file: nothing that leaves a folder.
+_PLAIN_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]*')
 _HEADER = ('# Model zoo entries of ssql_mm (OpenMMLab metafile format).\n'
            '# Checkpoint hash, size and results are written by\n'
            '# `python tools/model_zoo.py publish`.\n')
@@ -40,6 +47,25 @@ def metric_key(setting: str) -> str:
         str: ``'Top 1 Accuracy (4w4a)'``.
     """
     return f'Top 1 Accuracy ({setting})'
+
+
+def check_model_name(name: str) -> None:
+    """Refuse a model name that cannot be a plain file name.
+
+    Args:
+        name (str): The model name.
+
+    Raises:
+        UnsafePathError: ``name`` holds other characters than letters,
+            digits and ``. _ + -``, or starts with ``.``, ``_``, ``+`` or
+            ``-`` (``../x``, ``/abs``, ``a/b``, ``.hidden``).
+    """
+    if not _PLAIN_NAME.fullmatch(name):
+        raise UnsafePathError(
+            f'Model name {name!r} is not a plain name; it also names the '
+            "published file '<name>_<sha256[:8]>.pth' in the output folder. "
+            'Use letters, digits and . _ + - only, starting with a letter '
+            "or digit, e.g. 'ssql-simsiam_resnet18_cifar10'.")
 
 
 def _slim_copy(checkpoint: PathLike, out_dir: Path, name: str,
@@ -121,7 +147,12 @@ def publish_checkpoint(checkpoint: PathLike,
 
     Returns:
         dict: The entry as written.
+
+    Raises:
+        UnsafePathError: ``name`` is not a plain name (see
+            :func:`check_model_name`); nothing is written.
     """
+    check_model_name(name)
     index = Path(index) if index is not None else default_index_path()
     root = index.resolve().parent
     metafile = Path(metafile) if metafile is not None else root / \

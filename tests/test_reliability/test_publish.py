@@ -1,8 +1,20 @@
-"""Publishing is reproducible: the same checkpoint gives the same bytes."""
+"""Publishing is reproducible (the same checkpoint gives the same bytes) and
+writes only inside its output folder (issue 21, case 6)."""
+import runpy
+from pathlib import Path
+
+import pytest
 import torch
 
 from ssql_mm.apis import publish_checkpoint
 from ssql_mm.checkpoint import sha256sum
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tree(folder: Path) -> list:
+    """Every path below ``folder`` (files and folders, hidden included)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob('*'))
 
 
 def test_same_checkpoint_same_published_bytes(tmp_path):
@@ -30,3 +42,22 @@ def test_same_checkpoint_same_published_bytes(tmp_path):
                                out_dir=tmp_path / 'out3', index=index)
     assert again['Metadata']['Checkpoint'] == \
         entries[0]['Metadata']['Checkpoint']
+
+
+@pytest.mark.parametrize('name', ['../../x', '../x', '{tmp}/abs/x', 'a/b',
+                                  '.x', 'x\0y', ''])
+def test_publish_name_cannot_leave_the_out_dir(tmp_path, capsys, name):
+    name = name.format(tmp=tmp_path)
+    torch.save({'state_dict': {'w': torch.ones(2)}}, tmp_path / 'ckpt.pth')
+    (tmp_path / 'model-index.yml').write_text('Import: []\n')
+    out = tmp_path / 'a' / 'b' / 'out'
+    before = _tree(tmp_path)
+    main = runpy.run_path(str(REPO / 'tools' / 'model_zoo.py'))['main']
+    code = main(['--index', str(tmp_path / 'model-index.yml'), 'publish',
+                 str(tmp_path / 'ckpt.pth'), '--name', name, '--out-dir',
+                 str(out), '--metafile', str(tmp_path / 'meta.yml')])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('model_zoo: error: ')
+    assert 'not a plain name' in err[0]
+    assert _tree(tmp_path) == before
