@@ -1,9 +1,11 @@
-"""Measure activation ranges before a run, then freeze them."""
+"""Measure activation ranges before a run, then freeze them (and optionally
+reconstruct the quantized model with a PTQ method)."""
+from itertools import islice
 from typing import Optional, Union
 
 import torch
 from mmengine.dataset import DefaultSampler, InfiniteSampler
-from mmengine.dist import all_reduce, get_world_size
+from mmengine.dist import all_reduce, broadcast, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
@@ -11,11 +13,15 @@ from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
 from ssql_mm.quantization import (calibrate, fake_quantizers, observer_config,
-                                  set_observers)
-from ssql_mm.quantization.observer_registry import ObserverSpec
+                                  quant_layers, set_observers)
 from ssql_mm.quantization.fake_quantize import ActivationFakeQuantize
+from ssql_mm.quantization.observer_registry import ObserverSpec
+from ssql_mm.quantization.ptq import PTQSpec, build_ptq, ptq_config
 
-__all__ = ['QuantCalibrationHook', 'sync_ranges', 'finite_loader']
+__all__ = [
+    'QuantCalibrationHook', 'sync_ranges', 'share_reconstruction',
+    'finite_loader'
+]
 
 _LOADERS = ('train', 'val', 'test', 'calib')
 
@@ -33,6 +39,30 @@ def sync_ranges(model: torch.nn.Module) -> None:
         if isinstance(quantizer, ActivationFakeQuantize) and quantizer.has_range:
             all_reduce(quantizer.observer.min_val, op='min')
             all_reduce(quantizer.observer.max_val, op='max')
+
+
+def share_reconstruction(model: torch.nn.Module) -> None:
+    """Give every rank rank 0's reconstructed model: the quantized layers'
+    weights, the frozen weight clipping values and the frozen activation
+    ranges. A no-op outside distributed runs.
+
+    Args:
+        model (nn.Module): A model after a PTQ method baked its result.
+    """
+    if get_world_size() == 1:
+        return
+    tensors = []
+    for _, layer in quant_layers(model):
+        tensors.append(layer.weight.data)
+        if layer.weight_quant.max_abs is not None:
+            tensors.append(layer.weight_quant.max_abs)
+    for quantizer in fake_quantizers(model):
+        if isinstance(quantizer, ActivationFakeQuantize) and quantizer.frozen:
+            tensors += [quantizer.observer.min_val, quantizer.observer.max_val]
+    for tensor in tensors:
+        broadcast(tensor, src=0)
+    for quantizer in fake_quantizers(model):
+        quantizer.set_mode(quantizer.mode)  # forget cached quantized copies
 
 
 def finite_loader(loader: DataLoader) -> DataLoader:
@@ -101,13 +131,24 @@ class QuantCalibrationHook(Hook):
             ``ssql_mm.quantization.observer_config``). Its weight ranges
             (per-channel MSE for ``'mse'``) also apply to ranges restored
             from a checkpoint. Defaults to 'minmax'.
+        ptq (str | dict, optional): Post-training quantization after the
+            ranges are measured, on the same batches: ``'adaround'``,
+            ``'brecq'`` or ``'qdrop'``, with arguments as
+            ``'brecq:iters=500'`` or ``dict(type='brecq', iters=500)`` (see
+            ``ssql_mm.quantization.ptq``). It runs only where the hook
+            measures ranges before validation or testing, bakes its learned
+            rounding into the weights (saved with the checkpoints), and in
+            distributed runs every rank takes rank 0's result. Not for
+            training: a quantized training run with ``ptq`` set stops with
+            an error. Defaults to None.
     """
     priority = 'HIGH'
 
     def __init__(self,
                  num_batches: int = 10,
                  dataloader: Union[str, dict] = 'train',
-                 observer: ObserverSpec = 'minmax') -> None:
+                 observer: ObserverSpec = 'minmax',
+                 ptq: Optional[PTQSpec] = None) -> None:
         if not isinstance(num_batches, int) or num_batches < 1:
             raise ValueError(f'num_batches must be an int >= 1, got {num_batches!r}.')
         if not isinstance(dataloader, dict) and dataloader not in _LOADERS:
@@ -116,10 +157,13 @@ class QuantCalibrationHook(Hook):
         self.num_batches = num_batches
         self.dataloader = dataloader
         self.observer = observer_config(observer)
+        self.ptq = None if ptq is None else ptq_config(ptq)
+        if self.ptq is not None:
+            build_ptq(self.ptq)  # check the settings now, not after training
         self._own_loader: Optional[DataLoader] = None
 
     def before_train(self, runner) -> None:
-        self._calibrate(runner)
+        self._calibrate(runner, training=True)
 
     def before_val(self, runner) -> None:
         self._calibrate(runner)
@@ -127,7 +171,7 @@ class QuantCalibrationHook(Hook):
     def before_test(self, runner) -> None:
         self._calibrate(runner)
 
-    def _calibrate(self, runner) -> None:
+    def _calibrate(self, runner, training: bool = False) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         quantizers = [q for q in fake_quantizers(model)
                       if isinstance(q, ActivationFakeQuantize)]
@@ -139,7 +183,15 @@ class QuantCalibrationHook(Hook):
         if all(q.frozen for q in in_use):
             set_observers(model, self.observer)
             return
+        if training and self.ptq is not None:
+            raise ValueError(
+                f"QuantCalibrationHook(ptq='{self.ptq['type']}') is "
+                'post-training quantization and would be undone by '
+                'training: use it in a test config, or drop ptq to train.')
         loader = finite_loader(self._loader(runner))
+        if self.ptq is not None:
+            # The same batches serve calibration and reconstruction.
+            loader = list(islice(loader, self.num_batches))
 
         def forward(m, data_batch):
             data = m.data_preprocessor(data_batch, False)
@@ -149,10 +201,17 @@ class QuantCalibrationHook(Hook):
                          self.observer)
         sync_ranges(model)
         source = 'own' if isinstance(self.dataloader, dict) else self.dataloader
-        MMLogger.get_current_instance().info(
+        logger = MMLogger.get_current_instance()
+        logger.info(
             f'Calibrated activation ranges of {len(quantizers)} quantized '
             f'layers on {seen} {source} batches '
             f"({self.observer['type']} observer).")
+        if self.ptq is not None:
+            report = build_ptq(self.ptq)(model, loader, forward)
+            share_reconstruction(model)
+            logger.info(f"Reconstructed the quantized model with "
+                        f"{self.ptq['type']} on {report.images} images in "
+                        f'{report.seconds:.0f} s.')
 
     def _loader(self, runner) -> DataLoader:
         if self._own_loader is not None:
