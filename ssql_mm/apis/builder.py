@@ -1,4 +1,5 @@
-"""Build a zoo model from its config and load its weights."""
+"""Build a zoo model from its config and load its weights (or its backbone
+at a bit setting)."""
 import os
 from typing import Optional, Union
 
@@ -10,6 +11,8 @@ from mmpretrain.registry import MODELS
 
 from ssql_mm.checkpoint import (read_checkpoint, select_prefix,
                                 unwrap_state_dict)
+from ssql_mm.models.bit_setting import BitSetting, parse_bit_setting
+from ssql_mm.models.pretrained import load_pretrained
 from .download import download_checkpoint
 from .errors import ModelZooError
 from .model_index import get_model_entry
@@ -25,7 +28,9 @@ def get_model(name: str,
               pretrained: Union[bool, str] = True,
               device: Union[str, torch.device] = 'cpu',
               index: Optional[PathLike] = None,
-              base_url: Optional[str] = None) -> torch.nn.Module:
+              base_url: Optional[str] = None,
+              bits: Union[None, str, BitSetting] = None,
+              placement: Optional[str] = None) -> torch.nn.Module:
     """Build a zoo model with mmpretrain's ``MODELS`` and load its weights.
 
     Args:
@@ -39,6 +44,14 @@ def get_model(name: str,
             None, the package's ``model-index.yml``.
         base_url (str, optional): Mirror of the checkpoints. Defaults to
             None (``$SSQL_MM_BASE_URL`` or the published URL).
+        bits (str | BitSetting, optional): Return the checkpoint's backbone
+            rebuilt quantized at this setting (``'4/4'``, ``'mixed:FILE'``;
+            see ``ssql_mm.models.pretrained``), last stage only; calibrate
+            it (``PretrainedBackbone.calibrate`` or
+            ``ssql_mm.quantization.calibrate``) before a quantized forward.
+            Defaults to None: the model as its config builds it.
+        placement (str, optional): Quantizer placement with ``bits``.
+            Defaults to None (the checkpoint's).
 
     Returns:
         nn.Module: The model in eval mode; the weights load strictly. A
@@ -54,12 +67,21 @@ def get_model(name: str,
     model_cfg = cfg.model.copy()
     if 'data_preprocessor' in cfg and 'data_preprocessor' not in model_cfg:
         model_cfg.data_preprocessor = cfg.data_preprocessor
+    if bits is not None and not pretrained:
+        raise ModelZooError(
+            f'get_model({name!r}, bits=...) rebuilds the backbone of the '
+            'checkpoint; pass pretrained=True (or a checkpoint path).')
     state = None
     if pretrained:
         path = pretrained if isinstance(pretrained, str) else \
             download_checkpoint(name, index=index, base_url=base_url)
         if '://' in path:
             path = download_checkpoint(path, index=index)
+        if bits is not None:
+            setting = bits if isinstance(bits, BitSetting) else \
+                parse_bit_setting(bits)
+            backbone = load_pretrained(path, cfg).build(setting, placement)
+            return backbone.to(device)
         state = unwrap_state_dict(read_checkpoint(path), f"'{path}'")
         if state and all(k.startswith(BACKBONE) for k in state):
             model_cfg = model_cfg.backbone  # the file is a backbone

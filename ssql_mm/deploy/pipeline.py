@@ -7,23 +7,20 @@ and optionally a float linear classifier (output ``logits``). Downstream
 config's bits, overrides, frozen ranges and ``out_indices`` (one output per
 stage, ``stage<i>``).
 """
-import copy
 import json
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config
-from mmpretrain.registry import MODELS
 from torch import nn
 
-from ssql_mm.checkpoint import (CheckpointError, CheckpointMismatchError,
-                                check_backbone_state, check_writable,
+from ssql_mm.checkpoint import (CheckpointMismatchError, check_writable,
                                 read_checkpoint, unwrap_state_dict,
                                 write_checkpoint)
-from ssql_mm.evaluation import (BitSetting, PretrainedBackbone,
-                                calibrate_backbone, load_pretrained,
-                                parse_bit_setting)
 from ssql_mm.models.backbones import check_placement
+from ssql_mm.models.bit_setting import BitSetting, parse_bit_setting
+from ssql_mm.models.pretrained import (CalibrationOptions, PretrainedBackbone,
+                                       load_pretrained)
 from ssql_mm.quantization import ActivationFakeQuantize
 from .encoding import MAX_EXPORT_BITS
 from .qdq_export import DEFAULT_OPSET, ExportReport, export_qdq_model
@@ -92,31 +89,33 @@ def load_linear_head(path: str, in_features: int) -> nn.Linear:
     return head.eval()
 
 
-def _fit_error(path: str, err: RuntimeError) -> CheckpointMismatchError:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    detail = ' '.join(lines[1:3])[:300]
-    return CheckpointMismatchError(
-        f'Checkpoint {path} does not fit the backbone its config describes '
-        f'({detail}); pass the matching --config or another checkpoint.')
-
-
-def parse_export_bits(bits: str) -> BitSetting:
-    """Parse ``'W/A'`` / ``'fp'`` and check the export supports it.
+def parse_export_bits(bits: Union[str, BitSetting]) -> BitSetting:
+    """Parse ``'W/A'`` / ``'fp'`` / ``'mixed:FILE'`` and check the export
+    supports every bit-width it names.
 
     Args:
-        bits (str): The setting, e.g. ``'8/8'``, ``'4/4'``, ``'2/4'``.
+        bits (str | BitSetting): The setting, e.g. ``'8/8'``, ``'4/4'``,
+            ``'2/4'``, ``'mixed:bits.yml'``.
 
     Returns:
         BitSetting: The parsed setting.
     """
-    setting = parse_bit_setting(bits)
-    for side, value in (('weight', setting.w_bits),
-                        ('activation', setting.a_bits)):
-        if value is not None and value > MAX_EXPORT_BITS:
+    setting = bits if isinstance(bits, BitSetting) else parse_bit_setting(
+        bits)
+    named = [('', 'weight', setting.w_bits),
+             ('', 'activation', setting.a_bits)]
+    named += [(f"layer '{layer.name}': ", side, value)
+              for layer in setting.layers
+              for side, value in (('weight', layer.w),
+                                  ('activation', layer.a))]
+    shown = setting.name if setting.is_mixed else repr(bits)
+    for where, side, value in named:
+        if value and value > MAX_EXPORT_BITS:
             raise ValueError(
-                f'Bad bit setting {bits!r}: {value}-bit {side}s cannot be '
-                f'exported (codes are stored in 8-bit tensors); use 2-'
-                f'{MAX_EXPORT_BITS} bits or 0 for float.')
+                f'Bad bit setting {shown}: {where}{value}-bit {side}s '
+                'cannot be exported (codes are '
+                f'stored in 8-bit tensors); use 2-{MAX_EXPORT_BITS} bits or 0 '
+                'for float.')
     return setting
 
 
@@ -141,68 +140,66 @@ def require_ranges(model: nn.Module, source: str) -> None:
 
 def build_backbone(pretrained: PretrainedBackbone, setting: BitSetting,
                    path: str, placement: Optional[str] = None) -> nn.Module:
-    """``pretrained.build(setting, placement)`` with a one-line error on a
-    misfit.
+    """``pretrained.build(setting, placement)`` (kept for existing callers).
 
     Args:
         pretrained (PretrainedBackbone): From ``load_pretrained``.
         setting (BitSetting): Bit-widths.
-        path (str): The checkpoint file, for the message.
+        path (str): The checkpoint file, for the message when
+            ``pretrained`` does not know it.
         placement (str, optional): Quantizer placement. Defaults to None
             (the checkpoint's).
 
     Returns:
         nn.Module: The backbone, eval mode, last stage only.
     """
-    try:
-        return pretrained.build(setting, placement)
-    except CheckpointError:
-        raise
-    except RuntimeError as err:
-        raise _fit_error(path, err) from None
+    pretrained.path = pretrained.path or path
+    return pretrained.build(setting, placement)
 
 
 def build_configured_backbone(pretrained: PretrainedBackbone,
                               path: str) -> nn.Module:
-    """The backbone exactly as its config sets it (bits, outputs, ranges).
+    """``pretrained.build_configured()``: the backbone exactly as its config
+    sets it (kept for existing callers).
 
     Args:
         pretrained (PretrainedBackbone): From ``load_pretrained`` with the
             downstream config.
-        path (str): The checkpoint file, for the message.
+        path (str): The checkpoint file, for the message when
+            ``pretrained`` does not know it.
 
     Returns:
         nn.Module: The backbone in eval mode with the checkpoint's weights
         and frozen activation ranges (when it has them).
     """
-    cfg = copy.deepcopy(pretrained.backbone_cfg)
-    cfg.pop('init_cfg', None)
-    model = MODELS.build(cfg)
-    check_backbone_state(model, pretrained.state_dict, f"Checkpoint '{path}'")
-    model.load_state_dict(pretrained.state_dict, strict=False)
-    model.eval()
-    return model
+    pretrained.path = pretrained.path or path
+    return pretrained.build_configured()
 
 
-def _calibrate(model: nn.Module, pretrained: PretrainedBackbone,
-               images: torch.Tensor, batch_size: int, num_batches: int,
-               seed: int) -> None:
-    calibrate_backbone(model, images, pretrained.mean, pretrained.std,
-                       batch_size, num_batches, seed)
+def _calibration(batch_size: int, num_batches: int,
+                 seed: int) -> CalibrationOptions:
+    return CalibrationOptions(num_batches, batch_size, seed)
 
 
 def _bits_text(w_bits: Optional[int], a_bits: Optional[int]) -> str:
     """``'W/A'`` as the tools take it (0 = float), ``'fp'`` when both float."""
-    if w_bits is None and a_bits is None:
-        return 'fp'
-    return f'{w_bits or 0}/{a_bits or 0}'
+    return BitSetting(w_bits, a_bits).base_text
 
 
-def _metadata(pretrained: PretrainedBackbone, bits: str,
+def _setting_metadata(bits: Union[str, BitSetting],
+                      setting: BitSetting) -> Dict[str, str]:
+    if not setting.is_mixed:
+        return {'ssql_mm.bits': setting.base_text}
+    text = bits.strip() if isinstance(bits, str) else setting.name
+    return {'ssql_mm.bits': text,
+            'ssql_mm.bit_setting': json.dumps(setting.to_dict())}
+
+
+def _metadata(pretrained: PretrainedBackbone, bits: Dict[str, str],
               outputs: Sequence[str], placement: str) -> Dict[str, str]:
     return {
         'ssql_mm.source': pretrained.name,
-        'ssql_mm.bits': bits,
+        **bits,
         'ssql_mm.mean': json.dumps(list(pretrained.mean)),
         'ssql_mm.std': json.dumps(list(pretrained.std)),
         'ssql_mm.outputs': json.dumps(list(outputs)),
@@ -219,7 +216,7 @@ def _export(model: nn.Module, out: str, outputs: List[str], opset: int,
 
 def export_checkpoint(checkpoint: str,
                       out: str,
-                      bits: str = '8/8',
+                      bits: Union[str, BitSetting] = '8/8',
                       head: Optional[str] = None,
                       calib_images: Optional[torch.Tensor] = None,
                       config: Optional[str] = None,
@@ -236,8 +233,9 @@ def export_checkpoint(checkpoint: str,
         checkpoint (str): Any checkpoint ``load_pretrained`` reads (SSQL or
             float, with ``backbone.*`` weights and a config).
         out (str): The ``.onnx`` file to write.
-        bits (str): ``'W/A'`` (e.g. ``'8/8'``, ``'4/4'``) or ``'fp'``.
-            Defaults to '8/8'.
+        bits (str | BitSetting): ``'W/A'`` (e.g. ``'8/8'``, ``'4/4'``),
+            ``'fp'`` or ``'mixed:FILE'`` (per-layer bits; each layer's codes
+            lie in its own range). Defaults to '8/8'.
         head (str, optional): Linear-classifier checkpoint; adds a
             ``logits`` output. Defaults to None.
         calib_images (Tensor, optional): uint8 ``(N, 3, H, W)`` calibration
@@ -268,17 +266,15 @@ def export_checkpoint(checkpoint: str,
             check_writable(path)
     pretrained = load_pretrained(checkpoint, config)
     placement = check_placement(placement or pretrained.placement)
-    backbone = build_backbone(pretrained, setting, checkpoint, placement)
-    if calib_images is not None and not setting.is_float:
-        _calibrate(backbone, pretrained, calib_images, batch_size,
-                   calib_batches, seed)
+    backbone = pretrained.at_setting(
+        setting, calib_images, _calibration(batch_size, calib_batches, seed),
+        placement)
     require_ranges(backbone, f'Checkpoint {checkpoint}')
     model = FeatureModel(
         backbone, load_linear_head(head, backbone.feat_dim) if head else None)
     outputs = ['features'] + (['logits'] if head else [])
     report = _export(model, out, outputs, opset,
-                     _metadata(pretrained, _bits_text(setting.w_bits,
-                                                      setting.a_bits),
+                     _metadata(pretrained, _setting_metadata(bits, setting),
                                outputs, placement))
     if save_calibrated_to is not None:
         save_calibrated(backbone, pretrained.backbone_cfg, pretrained.mean,
@@ -314,10 +310,10 @@ def export_configured_backbone(config: str,
     """
     check_writable(out)
     pretrained = load_pretrained(checkpoint, config)
-    backbone = build_configured_backbone(pretrained, checkpoint)
+    backbone = pretrained.build_configured()
     if calib_images is not None:
-        _calibrate(backbone, pretrained, calib_images, batch_size,
-                   calib_batches, seed)
+        pretrained.calibrate(backbone, calib_images,
+                             _calibration(batch_size, calib_batches, seed))
     require_ranges(backbone, f'Checkpoint {checkpoint}')
     indices = pretrained.backbone_cfg.get('out_indices', (3, ))
     indices = [indices] if isinstance(indices, int) else list(indices)
@@ -326,7 +322,8 @@ def export_configured_backbone(config: str,
         backbone, 'layer_bits', {}).values()})) or 'fp'
     placement = getattr(backbone, 'placement', pretrained.placement)
     report = _export(backbone, out, outputs, opset,
-                     _metadata(pretrained, bits, outputs, placement))
+                     _metadata(pretrained, {'ssql_mm.bits': bits}, outputs,
+                               placement))
     return report, backbone
 
 

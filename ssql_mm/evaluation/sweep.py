@@ -9,13 +9,14 @@ from mmengine.logging import MMLogger
 from mmengine.utils import ProgressBar
 
 from ssql_mm.models.backbones import check_placement
+from ssql_mm.models.bit_setting import BitSetting, parse_bit_settings
+from ssql_mm.models.pretrained import (CalibrationOptions, PretrainedBackbone,
+                                       load_pretrained)
 from ssql_mm.quantization import observer_config
-from .bit_settings import BitSetting, parse_bit_settings
-from .features import calibrate_backbone, extract_features
+from .features import extract_features
 from .image_folder import ImageFolderSplit, find_images, load_split
 from .knn import knn_top1
 from .linear_probe import linear_probe_top1
-from .pretrained_backbone import PretrainedBackbone, load_pretrained
 
 __all__ = ['SweepConfig', 'SweepResult', 'run_bit_sweep', 'split_bank']
 
@@ -145,11 +146,10 @@ def _evaluate(backbone: PretrainedBackbone, setting: BitSetting,
               train: ImageFolderSplit, calib_images: torch.Tensor,
               test: ImageFolderSplit, cfg: SweepConfig, device: torch.device,
               progress: ProgressBar) -> Dict[str, float]:
-    model = backbone.build(setting, cfg.placement).to(device)
-    if not setting.is_float:
-        calibrate_backbone(model, calib_images, backbone.mean, backbone.std,
-                           cfg.batch_size, cfg.calib_batches, cfg.seed,
-                           cfg.observer)
+    calibration = CalibrationOptions(cfg.calib_batches, cfg.batch_size,
+                                     cfg.seed, cfg.observer)
+    model = backbone.at_setting(setting, calib_images, calibration,
+                                cfg.placement, device)
     step = progress.update
     train_feats = extract_features(model, train.images, backbone.mean,
                                    backbone.std, cfg.batch_size, step)
@@ -188,7 +188,9 @@ def run_bit_sweep(checkpoints: Sequence[str],
     Args:
         checkpoints (Sequence[str]): Checkpoint files.
         data_root (str): Folder with ``train/<class>/`` and ``test/<class>/``.
-        bits (Sequence[str]): Settings such as ``'fp'``, ``'4/4'``, ``'2/4'``.
+        bits (Sequence[str]): Settings such as ``'fp'``, ``'4/4'``, ``'2/4'``
+            or ``'mixed:FILE'`` (per-layer bits, see
+            ``ssql_mm.models.bit_setting``).
         cfg (SweepConfig, optional): Options. Defaults to None (defaults).
         config (str, optional): Pretraining config giving the backbone of
             every checkpoint. Defaults to None (the config in each
@@ -210,8 +212,11 @@ def run_bit_sweep(checkpoints: Sequence[str],
         find_images(osp.join(data_root, split))
     backbones = [load_pretrained(path, config) for path in checkpoints]
     _unique_names(backbones)
-    for backbone in backbones:  # architecture and weights must match
+    for backbone in backbones:  # architecture, weights and names must fit
         backbone.build(BitSetting(None, None))
+        for setting in settings:
+            if setting.is_mixed:
+                backbone.build(setting, cfg.placement)
 
     logger = MMLogger.get_current_instance()
     device = torch.device(cfg.device or (
@@ -242,5 +247,6 @@ def run_bit_sweep(checkpoints: Sequence[str],
         num_calib_pool=len(calib_images),
         classes=train.classes, checkpoints=list(checkpoints),
         options=asdict(cfg), device=str(device),
-        placements={b.name: cfg.placement or b.placement for b in backbones})
+        placements={b.name: cfg.placement or b.placement for b in backbones},
+        mixed={s.name: s.to_dict() for s in settings if s.is_mixed})
     return result

@@ -32,7 +32,7 @@ TOP1_KEY = 'accuracy/top1'
 _HOOK_TYPES = ('QuantCalibrationHook', 'mmpretrain.QuantCalibrationHook')
 # Backbone keys that belong to the downstream run, not to the architecture.
 _RUN_KEYS = ('type', 'init_cfg', 'frozen_stages', 'norm_eval', 'out_indices',
-             'w_bits', 'a_bits', 'overrides')
+             'w_bits', 'a_bits', 'overrides', 'mixed')
 
 
 def _calibration_hook(cfg: Config) -> dict:
@@ -110,7 +110,8 @@ def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
         cfg (Config): The (float) transfer config the weights were trained
             with.
         checkpoint (str): The fine-tuned checkpoint.
-        setting (BitSetting): Bit-widths of the backbone.
+        setting (BitSetting): Bit-widths of the backbone (uniform or per
+            layer).
         observer (str): Calibration observer (see
             ``ssql_mm.quantization.observer_config``).
         work_dir (str): Where the test run writes its logs.
@@ -121,6 +122,7 @@ def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
     cfg = copy.deepcopy(cfg)
     cfg.model.backbone.w_bits = setting.w_bits or 0
     cfg.model.backbone.a_bits = setting.a_bits or 0
+    cfg.model.backbone.mixed = setting.to_dict() if setting.is_mixed else None
     cfg.model.backbone.init_cfg = None
     cfg.load_from = checkpoint
     cfg.test_dataloader.persistent_workers = False  # one pass per run

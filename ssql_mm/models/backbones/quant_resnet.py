@@ -5,9 +5,10 @@ from mmpretrain.models.backbones import (ResNet, ResNet_CIFAR, ResNetV1c,
                                          ResNetV1d)
 from mmpretrain.registry import MODELS
 
-from ssql_mm.quantization import (QuantMode, apply_overrides, check_bits,
-                                  get_bits, quantize_model, set_quant_mode)
+from ssql_mm.quantization import (QuantMode, apply_overrides, get_bits,
+                                  quantize_model, set_quant_mode)
 
+from ..bit_setting import MixedSpec, resolve_bit_setting
 from .placement import check_placement, place_quantizers, placement_overrides
 from .pretrained_check import strict_pretrained
 
@@ -24,23 +25,28 @@ class QuantBackboneMixin:
     checkpoint of the same architecture loads into it. Its quantizers start
     in ``quantize`` mode: activation ranges must be measured before the
     first quantized forward (``ssql_mm.quantization.calibrate`` or the
-    ``QuantCalibrationHook``). With ``w_bits = a_bits = 0/None`` every
-    quantizer is off and the backbone is exactly the float one.
+    ``QuantCalibrationHook``). With ``w_bits = a_bits = 0/None`` (and no
+    per-layer bits) every quantizer is off and the backbone is exactly the
+    float one.
     """
 
     def _quantize(self, w_bits: Optional[int], a_bits: Optional[int],
-                  overrides: Optional[List[dict]],
-                  placement: Optional[str]) -> None:
+                  overrides: Optional[List[dict]], placement: Optional[str],
+                  mixed: MixedSpec) -> None:
+        setting = resolve_bit_setting(w_bits, a_bits, mixed)
         self.placement = check_placement(placement)
+        setting.check_placement(self.placement)
         place_quantizers(self, self.placement)
-        self.quant_report = quantize_model(self, w_bits, a_bits)
+        self.quant_report = quantize_model(self, setting.w_bits,
+                                           setting.a_bits)
         if overrides is None:
             # The paper's pinned layers only make sense around a quantized
             # network: at 0/0 the backbone must be the float one.
-            is_float = check_bits(w_bits) is None and check_bits(a_bits) is None
-            overrides = [] if is_float else placement_overrides(
+            overrides = [] if setting.is_float else placement_overrides(
                 self, self.placement)
         apply_overrides(self, overrides, self.quant_report)
+        setting.apply(self)
+        self.bit_setting = setting
         set_quant_mode(self, QuantMode.QUANTIZE)
 
     def init_weights(self) -> None:
@@ -73,6 +79,11 @@ class QuantResNet(QuantBackboneMixin, ResNet):
             around residual additions: ``'inputs'``, ``'paper'`` or
             ``'integer'`` (see ``models/backbones/placement.py``).
             Defaults to None ('inputs').
+        mixed (str | dict, optional): Per-layer bits on top of the pinned
+            layers: a bits file (``tools/mixed_precision.py`` writes one)
+            or its content as a dict (see ``ssql_mm.models.bit_setting``).
+            Its ``base`` stands for ``w_bits`` / ``a_bits`` when those are
+            unset. Defaults to None (uniform bits).
         **kwargs: Keyword arguments of ``ResNet`` (out_indices,
             frozen_stages, norm_eval, strides, dilations, ...).
     """
@@ -83,9 +94,10 @@ class QuantResNet(QuantBackboneMixin, ResNet):
                  a_bits: Optional[int] = None,
                  overrides: Optional[List[dict]] = None,
                  placement: Optional[str] = None,
+                 mixed: MixedSpec = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides, placement)
+        self._quantize(w_bits, a_bits, overrides, placement, mixed)
 
 
 @MODELS.register_module()
@@ -101,6 +113,8 @@ class QuantResNet_CIFAR(QuantBackboneMixin, ResNet_CIFAR):
             Defaults to None.
         placement (str, optional): See :class:`QuantResNet`. Defaults to
             None.
+        mixed (str | dict, optional): See :class:`QuantResNet`. Defaults to
+            None.
         **kwargs: Keyword arguments of ``ResNet_CIFAR``.
     """
 
@@ -110,9 +124,10 @@ class QuantResNet_CIFAR(QuantBackboneMixin, ResNet_CIFAR):
                  a_bits: Optional[int] = None,
                  overrides: Optional[List[dict]] = None,
                  placement: Optional[str] = None,
+                 mixed: MixedSpec = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides, placement)
+        self._quantize(w_bits, a_bits, overrides, placement, mixed)
 
 
 @MODELS.register_module()
@@ -127,6 +142,8 @@ class QuantResNetV1c(QuantBackboneMixin, ResNetV1c):
             Defaults to None.
         placement (str, optional): See :class:`QuantResNet`. Defaults to
             None.
+        mixed (str | dict, optional): See :class:`QuantResNet`. Defaults to
+            None.
         **kwargs: Keyword arguments of ``ResNetV1c``.
     """
 
@@ -136,9 +153,10 @@ class QuantResNetV1c(QuantBackboneMixin, ResNetV1c):
                  a_bits: Optional[int] = None,
                  overrides: Optional[List[dict]] = None,
                  placement: Optional[str] = None,
+                 mixed: MixedSpec = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides, placement)
+        self._quantize(w_bits, a_bits, overrides, placement, mixed)
 
 
 @MODELS.register_module()
@@ -154,6 +172,8 @@ class QuantResNetV1d(QuantBackboneMixin, ResNetV1d):
             Defaults to None.
         placement (str, optional): See :class:`QuantResNet`. Defaults to
             None.
+        mixed (str | dict, optional): See :class:`QuantResNet`. Defaults to
+            None.
         **kwargs: Keyword arguments of ``ResNetV1d``.
     """
 
@@ -163,9 +183,10 @@ class QuantResNetV1d(QuantBackboneMixin, ResNetV1d):
                  a_bits: Optional[int] = None,
                  overrides: Optional[List[dict]] = None,
                  placement: Optional[str] = None,
+                 mixed: MixedSpec = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._quantize(w_bits, a_bits, overrides, placement)
+        self._quantize(w_bits, a_bits, overrides, placement, mixed)
 
 
 QUANT_TWINS: Dict[Type[ResNet], Type[QuantBackboneMixin]] = {
