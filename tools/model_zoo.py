@@ -14,9 +14,9 @@ import sys
 from typing import Dict, List, Optional
 
 from ssql_mm.apis import (download_checkpoint, get_model_entry, list_models,
-                          model_zoo_markdown, model_zoo_table,
+                          model_zoo_markdown, model_zoo_rows, model_zoo_table,
                           publish_checkpoint)
-from ssql_mm.checkpoint import report_errors
+from ssql_mm.checkpoint import atomic_write_bytes, report_errors
 
 
 def parse_results(pairs: List[str]) -> Dict[str, float]:
@@ -41,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--index', help='model-index.yml to read')
     sub = parser.add_subparsers(dest='command', required=True)
-    lst = sub.add_parser('list', help='model names')
+    lst = sub.add_parser('list', help='models: name, what is published '
+                         '(weights / mirror only / config only), size, '
+                         'hash prefix, headline result')
     lst.add_argument('pattern', nargs='?', help='wildcard or substring')
+    lst.add_argument('--names', action='store_true',
+                     help='print the names only')
     info = sub.add_parser('info', help='metadata of one model')
     info.add_argument('name')
     down = sub.add_parser('download', help='fetch a checkpoint to the cache')
@@ -97,7 +101,9 @@ def run(args: argparse.Namespace) -> None:
     """Carry out one command; known errors exit with one line."""
     with report_errors('model_zoo', (FileNotFoundError, ValueError)):
         if args.command == 'list':
-            print('\n'.join(list_models(args.pattern, index=args.index)))
+            rows = (list_models(args.pattern, index=args.index) if args.names
+                    else model_zoo_rows(args.pattern, index=args.index))
+            print('\n'.join(rows))
         elif args.command == 'info':
             entry = get_model_entry(args.name, index=args.index)
             for key, value in vars(entry).items():
@@ -121,8 +127,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"{entry['Name']}: {entry['Metadata']['Checkpoint']}")
         elif args.command == 'table':
             if args.out:
-                with open(args.out, 'w', encoding='utf-8') as f:
-                    f.write(model_zoo_markdown(args.index))
+                atomic_write_bytes(
+                    model_zoo_markdown(args.index).encode('utf-8'), args.out)
             else:
                 print(model_zoo_table(args.index), end='')
 

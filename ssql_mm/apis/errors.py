@@ -7,7 +7,10 @@ tools report as one line.
 """
 from ssql_mm.checkpoint.errors import CheckpointError
 
-__all__ = ['ModelZooError', 'UnknownModelError', 'NotPublishedError']
+__all__ = [
+    'ModelZooError', 'UnknownModelError', 'NotPublishedError',
+    'ModelIndexError'
+]
 
 
 class ModelZooError(CheckpointError):
@@ -20,3 +23,8 @@ class UnknownModelError(ModelZooError):
 
 class NotPublishedError(ModelZooError):
     """The model is listed but its checkpoint has no download location."""
+
+
+class ModelIndexError(ModelZooError, ValueError):
+    """A model index or metafile is not valid YAML or not in the format:
+    the message names the file, the entry and the fix."""

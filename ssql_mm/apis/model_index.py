@@ -1,21 +1,32 @@
-"""Read the OpenMMLab model index (``model-index.yml`` + metafiles)."""
+"""Read the OpenMMLab model index (``model-index.yml`` + metafiles).
+
+An index is input, not trusted code: every file is read as plain YAML (no
+tags, no aliases, at most :data:`MAX_INDEX_BYTES`) and checked against the
+format before any field is used, so a damaged or crafted index ends in one
+:class:`ModelIndexError` naming the file and the entry.
+"""
 import difflib
 import fnmatch
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
-from .errors import UnknownModelError
+from .errors import ModelIndexError, UnknownModelError
 
 __all__ = [
     'ModelEntry', 'resource_root', 'default_index_path', 'load_model_index',
-    'list_models', 'get_model_entry'
+    'list_models', 'get_model_entry', 'read_index_file', 'MAX_INDEX_BYTES'
 ]
 
 PathLike = Union[str, os.PathLike]
+# Largest model index or metafile read (the shipped ones are a few KiB).
+MAX_INDEX_BYTES = 1 << 20
+_SHA256 = re.compile(r'[0-9a-fA-F]{64}')
+_FORMAT_HINT = 'Fix the file; configs/ssql/metafile.yml shows the format.'
 
 
 @dataclass(frozen=True)
@@ -98,9 +109,165 @@ def default_index_path() -> Path:
     return resource_root() / 'model-index.yml'
 
 
-def _read_yaml(path: Path) -> Dict[str, Any]:
-    with open(path, encoding='utf-8') as f:
-        return yaml.safe_load(f) or {}
+class _IndexLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` without aliases: an index has no use for them, and
+    nested ones ("billion laughs") turn a tiny file into gigabytes once the
+    entries are printed or copied."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f'found the alias *{event.anchor}; aliases are '
+                'not allowed in a model index', event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem:
+        where = (f' (line {err.problem_mark.line + 1})'
+                 if err.problem_mark is not None else '')
+        problem = err.problem
+        if 'constructor for the tag' in problem:
+            problem += '; YAML tags are not allowed'
+        return ' '.join(f'{problem}{where}'.split())
+    return ' '.join(str(err).split())
+
+
+def read_index_file(path: PathLike) -> Dict[str, Any]:
+    """Read one model index or metafile and check its format.
+
+    Args:
+        path (str | PathLike): The file.
+
+    Returns:
+        dict: Its content (empty for an empty file).
+
+    Raises:
+        FileNotFoundError: No file there.
+        ModelIndexError: Not a regular file, larger than
+            :data:`MAX_INDEX_BYTES`, not UTF-8 plain YAML (tags and aliases
+            are refused), or not in the model-index format.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Model index '{path}' does not exist; point --index or "
+            'SSQL_MM_MODEL_INDEX at a model-index.yml or metafile (an '
+            "index's Import lists metafiles relative to its folder).")
+    try:
+        if not path.is_file():
+            raise ModelIndexError(f"Model index '{path}' is not a regular "
+                                  'file. Point --index / SSQL_MM_MODEL_INDEX '
+                                  'at a model-index.yml or metafile.')
+        with open(path, 'rb') as f:
+            raw = f.read(MAX_INDEX_BYTES + 1)
+        if len(raw) > MAX_INDEX_BYTES:
+            raise ModelIndexError(
+                f"Model index '{path}' is larger than {MAX_INDEX_BYTES} "
+                'bytes, far more than any model index needs; refused. '
+                + _FORMAT_HINT)
+        data = yaml.load(raw.decode('utf-8'), Loader=_IndexLoader)
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelIndexError(f"Model index '{path}' cannot be read: "
+                              f'{err}. ' + _FORMAT_HINT) from None
+    except yaml.YAMLError as err:
+        raise ModelIndexError(f"Model index '{path}' is not valid YAML: "
+                              f'{_yaml_problem(err)}. ' + _FORMAT_HINT
+                              ) from None
+    data = {} if data is None else data
+    _check_format(data, path)
+    return data
+
+
+def _fail(path: Path, where: str, expected: str,
+          value: Any) -> ModelIndexError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + '...'
+    return ModelIndexError(
+        f"Model index '{path}': {where} must be {expected}, got "
+        f'{type(value).__name__} {shown}. ' + _FORMAT_HINT)
+
+
+_KINDS: Dict[str, Tuple[str, Any]] = {
+    'str': ('a string', lambda v: isinstance(v, str)),
+    'list': ('a list', lambda v: isinstance(v, list)),
+    'mapping': ('a mapping', lambda v: isinstance(v, dict)),
+    'size': ('a byte count (integer >= 0)', lambda v: isinstance(v, int)
+             and not isinstance(v, bool) and v >= 0),
+    'number': ('a number', lambda v: isinstance(v, (int, float))
+               and not isinstance(v, bool)),
+    'sha256': ('64 hex digits', lambda v: isinstance(v, str)
+               and _SHA256.fullmatch(v) is not None),
+}
+
+
+def _check(value: Any, kind: str, where: str, path: Path,
+           required: bool = False) -> None:
+    if value is None and not required:
+        return
+    expected, ok = _KINDS[kind]
+    if not ok(value):
+        raise _fail(path, where, expected, value)
+
+
+def _check_metadata(metadata: Any, where: str, path: Path) -> None:
+    _check(metadata, 'mapping', where, path)
+    metadata = metadata or {}
+    for key in ('Training Data', 'Note'):
+        _check(metadata.get(key), 'str', f'{where}.{key}', path)
+    checkpoint = metadata.get('Checkpoint')
+    _check(checkpoint, 'mapping', f'{where}.Checkpoint', path)
+    checkpoint = checkpoint or {}
+    _check(checkpoint.get('File'), 'str', f'{where}.Checkpoint.File', path)
+    _check(checkpoint.get('SHA256'), 'sha256', f'{where}.Checkpoint.SHA256',
+           path)
+    _check(checkpoint.get('Size'), 'size', f'{where}.Checkpoint.Size', path)
+
+
+def _check_model(model: Any, where: str, path: Path) -> None:
+    _check(model, 'mapping', where, path, required=True)
+    _check(model.get('Name'), 'str', f'{where}.Name', path, required=True)
+    if not model['Name']:
+        raise _fail(path, f'{where}.Name', 'a non-empty string', '')
+    where = f"{where} ({model['Name']})"
+    for key in ('In Collection', 'Config', 'Weights'):
+        _check(model.get(key), 'str', f'{where}.{key}', path)
+    _check_metadata(model.get('Metadata'), f'{where}.Metadata', path)
+    _check(model.get('Results'), 'list', f'{where}.Results', path)
+    for i, result in enumerate(model.get('Results') or []):
+        here = f'{where}.Results[{i}]'
+        _check(result, 'mapping', here, path, required=True)
+        for key in ('Task', 'Dataset'):
+            _check(result.get(key), 'str', f'{here}.{key}', path)
+        _check(result.get('Metrics'), 'mapping', f'{here}.Metrics', path)
+        for metric, value in (result.get('Metrics') or {}).items():
+            _check(metric, 'str', f'{here}.Metrics key', path)
+            _check(value, 'number', f'{here}.Metrics[{metric!r}]', path,
+                   required=True)
+
+
+def _check_format(data: Any, path: Path) -> None:
+    """Raise :class:`ModelIndexError` unless ``data`` has the index format.
+
+    Only the fields ssql_mm reads are checked; other keys are kept as they
+    are.
+    """
+    _check(data, 'mapping', 'the file', path, required=True)
+    _check(data.get('Import'), 'list', 'Import', path)
+    for i, item in enumerate(data.get('Import') or []):
+        _check(item, 'str', f'Import[{i}]', path, required=True)
+    _check(data.get('Collections'), 'list', 'Collections', path)
+    for i, collection in enumerate(data.get('Collections') or []):
+        where = f'Collections[{i}]'
+        _check(collection, 'mapping', where, path, required=True)
+        _check(collection.get('Name'), 'str', f'{where}.Name', path,
+               required=True)
+        _check_metadata(collection.get('Metadata'), f'{where}.Metadata',
+                        path)
+    _check(data.get('Models'), 'list', 'Models', path)
+    for i, model in enumerate(data.get('Models') or []):
+        _check_model(model, f'Models[{i}]', path)
 
 
 def _entry(model: Dict[str, Any], collections: Dict[str, dict], root: Path,
@@ -136,24 +303,30 @@ def load_model_index(
 
     Returns:
         dict: Model name to :class:`ModelEntry`, in file order.
+
+    Raises:
+        FileNotFoundError: The index or an imported metafile is missing.
+        ModelIndexError: A file is damaged, crafted or not in the format
+            (see :func:`read_index_file`), or a name is listed twice.
     """
     index_path = Path(index) if index is not None else default_index_path()
     root = index_path.resolve().parent
-    top = _read_yaml(index_path)
+    top = read_index_file(index_path)
     metafiles = [root / p for p in top.get('Import') or []]
     if 'Models' in top:
         metafiles.insert(0, index_path)
     entries: Dict[str, ModelEntry] = {}
     for metafile in metafiles:
-        data = top if metafile == index_path else _read_yaml(metafile)
+        data = top if metafile == index_path else read_index_file(metafile)
         collections = {
             c['Name']: c.get('Metadata') or {}
             for c in data.get('Collections') or []
         }
         for model in data.get('Models') or []:
             if model['Name'] in entries:
-                raise ValueError(f"Model {model['Name']} is listed twice "
-                                 f'(again in {metafile}).')
+                raise ModelIndexError(
+                    f"Model {model['Name']} is listed twice (again in "
+                    f'{metafile}); remove or rename one entry.')
             entries[model['Name']] = _entry(model, collections, root,
                                             metafile)
     return entries

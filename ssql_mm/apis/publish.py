@@ -18,7 +18,7 @@ import yaml
 from ssql_mm.checkpoint import (UnsafePathError, atomic_write_bytes,
                                 checkpoint_bytes, read_checkpoint, sha256sum,
                                 unwrap_state_dict)
-from .model_index import default_index_path
+from .model_index import default_index_path, read_index_file
 
 __all__ = [
     'publish_checkpoint', 'check_model_name', 'metric_key',
@@ -90,9 +90,9 @@ def _slim_copy(checkpoint: PathLike, out_dir: Path, name: str,
 def _register_metafile(index: Path, metafile: Path) -> None:
     if not index.is_file():
         return
-    data = yaml.safe_load(index.read_text(encoding='utf-8')) or {}
+    data = read_index_file(index)
     rel = os.path.relpath(metafile.resolve(), index.resolve().parent)
-    imports = data.setdefault('Import', [])
+    imports = data['Import'] = data.get('Import') or []
     if rel not in imports:
         imports.append(rel)
         atomic_write_bytes(
@@ -151,6 +151,8 @@ def publish_checkpoint(checkpoint: PathLike,
     Raises:
         UnsafePathError: ``name`` is not a plain name (see
             :func:`check_model_name`); nothing is written.
+        ModelIndexError: The metafile or index is damaged or not in the
+            format; nothing is written.
     """
     check_model_name(name)
     index = Path(index) if index is not None else default_index_path()
@@ -159,13 +161,14 @@ def publish_checkpoint(checkpoint: PathLike,
         DEFAULT_METAFILE
     if config is not None and not (root / config).is_file():
         raise FileNotFoundError(f'Config {config} not found under {root}.')
+    # Both files are checked before anything is written.
+    data = read_index_file(metafile) if metafile.exists() else {}
+    if index.exists():
+        read_index_file(index)
     out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent
     copy = _slim_copy(checkpoint, out, name, trusted, backbone_only)
 
-    data: Dict[str, Any] = {}
-    if metafile.is_file():
-        data = yaml.safe_load(metafile.read_text(encoding='utf-8')) or {}
-    models = data.setdefault('Models', [])
+    models = data['Models'] = data.get('Models') or []
     entry = next((m for m in models if m.get('Name') == name), None)
     if entry is None:
         entry = {'Name': name, 'In Collection': collection, 'Metadata': {},

@@ -1,13 +1,16 @@
-"""Markdown table of the model zoo, generated from the metafiles."""
+"""The model zoo at a glance: the ``list`` rows and the markdown table,
+generated from the metafiles."""
 import os
 import re
 from typing import List, Optional, Union
 
 from ssql_mm.evaluation.bit_settings import (PAPER_BIT_SETTINGS,
                                             parse_bit_setting)
-from .model_index import ModelEntry, load_model_index
+from .model_index import ModelEntry, list_models, load_model_index
 
-__all__ = ['model_zoo_table', 'model_zoo_markdown', 'BIT_SETTINGS']
+__all__ = [
+    'model_zoo_table', 'model_zoo_markdown', 'model_zoo_rows', 'BIT_SETTINGS'
+]
 
 PathLike = Union[str, os.PathLike]
 # Column order of the settings the paper reports; others follow, sorted.
@@ -23,6 +26,69 @@ def _accuracies(entry: ModelEntry) -> dict:
             if match:
                 values[match.group(1)] = value
     return values
+
+
+def _availability(entry: ModelEntry) -> str:
+    """'weights' (downloadable), 'mirror only' (file known, not uploaded)
+    or 'config only' (nothing trained and published yet)."""
+    if entry.published:
+        return 'weights'
+    if entry.file_name and entry.sha256:
+        return 'mirror only'
+    return 'config only'
+
+
+def _headline(entry: ModelEntry) -> str:
+    """Top-1 at FP and 4w4a of the linear evaluation (else the first
+    result), e.g. ``'linear top-1 FP 38.01, 4w4a 32.64'``."""
+    results = sorted(entry.results,
+                     key=lambda r: 'linear' not in str(r.get('Task')).lower())
+    if not results:
+        return ''
+    values = {}
+    for metric, value in (results[0].get('Metrics') or {}).items():
+        match = _SETTING.search(metric)
+        if match:
+            values[match.group(1)] = value
+    shown = [s for s in ('FP', '4w4a') if s in values] or list(values)[:2]
+    if not shown:
+        return ''
+    task = str(results[0].get('Task') or '').replace(' Evaluation', '')
+    return (f'{task.lower() or "result"} top-1 '
+            + ', '.join(f'{s} {values[s]:.2f}' for s in shown))
+
+
+def model_zoo_rows(pattern: Optional[str] = None,
+                   index: Optional[PathLike] = None) -> List[str]:
+    """One line per model: name, what is published, size, hash, result.
+
+    ``weights`` can be downloaded; ``mirror only`` names a file (hash and
+    size known) that is not uploaded, to be served through
+    ``SSQL_MM_BASE_URL``; ``config only`` has no trained checkpoint yet.
+
+    Args:
+        pattern (str, optional): See :func:`list_models`. Defaults to None.
+        index (str | PathLike, optional): Model index to read. Defaults to
+            None, the package's ``model-index.yml``.
+
+    Returns:
+        list[str]: Aligned lines, the model name first, sorted by name.
+    """
+    entries = load_model_index(index)
+    names = list_models(pattern, index)
+    width = max((len(n) for n in names), default=0)
+    rows = []
+    for name in names:
+        entry = entries[name]
+        cells = [f'{name:<{width}}', f'{_availability(entry):<11}']
+        if entry.sha256 or entry.size is not None:
+            cells.append(f'{entry.size / 2**20:6.1f} MiB' if entry.size
+                         is not None else ' ' * 10)
+            cells.append(f'sha256 {entry.sha256[:8]}' if entry.sha256 else
+                         ' ' * 15)
+        cells.append(_headline(entry))
+        rows.append('  '.join(cells).rstrip())
+    return rows
 
 
 _DOC_INTRO = """# Model zoo

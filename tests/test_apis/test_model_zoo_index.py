@@ -66,8 +66,10 @@ def test_table_lists_results_per_bit_width(zoo):
 
 def test_cli(zoo, capsys):
     cli = _cli()
-    assert cli.main(['list']) == 0
+    assert cli.main(['list', '--names']) == 0
     assert capsys.readouterr().out.split() == [TINY_NAME]
+    assert cli.main(['list']) == 0
+    assert capsys.readouterr().out.split()[:2] == [TINY_NAME, 'weights']
     assert cli.main(['info', TINY_NAME]) == 0
     assert 'sha256: ' + zoo['entry']['Metadata']['Checkpoint']['SHA256'] in \
         capsys.readouterr().out
