@@ -9,9 +9,9 @@ from typing import Iterator, Tuple
 from mmengine.config import Config, ConfigDict, DictAction
 
 __all__ = [
-    'add_runner_args', 'merge_runner_args', 'merge_train_args',
-    'merge_test_args', 'check_data_roots', 'ignore_per_image_warnings',
-    'PER_IMAGE_WARNINGS'
+    'add_random_state_hook', 'add_runner_args', 'merge_runner_args',
+    'merge_train_args', 'merge_test_args', 'check_data_roots',
+    'ignore_per_image_warnings', 'PER_IMAGE_WARNINGS'
 ]
 
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -126,8 +126,29 @@ def merge_test_args(cfg: Config, args: Namespace) -> Config:
     return cfg
 
 
+def add_random_state_hook(cfg: Config) -> Config:
+    """Add :class:`~ssql_mm.engine.RandomStateHook` to ``custom_hooks``
+    unless the config has it: a resumed run then continues every random
+    stream exactly.
+
+    Args:
+        cfg (Config): The training config; modified in place.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    names = [getattr(h.get('type'), '__name__', str(h.get('type')))
+             for h in hooks if isinstance(h, dict)]
+    if not any(name.split('.')[-1] == 'RandomStateHook' for name in names):
+        hooks.append(dict(type='mmpretrain.RandomStateHook'))
+    cfg.custom_hooks = hooks
+    return cfg
+
+
 def merge_train_args(cfg: Config, args: Namespace) -> Config:
-    """Apply mmpretrain-style ``tools/train.py`` options to ``cfg``.
+    """Apply mmpretrain-style ``tools/train.py`` options to ``cfg`` and add
+    :class:`~ssql_mm.engine.RandomStateHook` (exact resume).
 
     Args:
         cfg (Config): The loaded config; modified in place.
@@ -159,5 +180,6 @@ def merge_train_args(cfg: Config, args: Namespace) -> Config:
         cfg.resume, cfg.load_from = True, args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
+    add_random_state_hook(cfg)
     check_data_roots(cfg)
     return cfg

@@ -12,7 +12,8 @@ import pytest
 from ssql_mm.apis import list_models
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = sorted(glob.glob(osp.join(REPO, 'tools', '**', '*.py'), recursive=True))
+TOOLS = sorted(glob.glob(osp.join(REPO, 'tools', '**', '*.py'),
+                         recursive=True))
 
 
 def run(args, cwd):

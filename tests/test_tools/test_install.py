@@ -21,7 +21,7 @@ STUB = textwrap.dedent('''\
 
 @pytest.fixture
 def repo(tmp_path, repo_root) -> Path:
-    """A copy of install.sh, setup.py and requirements/ with a stand-in .venv."""
+    """Copies of install.sh, setup.py and requirements/; a stand-in .venv."""
     root = tmp_path / 'repo'
     (root / 'tools').mkdir(parents=True)
     shutil.copy(Path(repo_root) / 'tools' / 'install.sh', root / 'tools')
@@ -45,7 +45,8 @@ def install(root: Path, *args, pip_fails: bool = False):
     env.update(STUB_LOG=str(log), STUB_PIP_FAILS='1' if pip_fails else '')
     done = subprocess.run(['bash', str(root / 'tools' / 'install.sh'), *args],
                           env=env, capture_output=True, text=True, timeout=60)
-    return done.returncode, done.stdout + done.stderr, log.read_text().splitlines()
+    calls = log.read_text().splitlines()
+    return done.returncode, done.stdout + done.stderr, calls
 
 
 def pip_installs(calls):

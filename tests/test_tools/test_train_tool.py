@@ -4,14 +4,17 @@ import json
 import math
 import os
 import os.path as osp
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
+import torch
 from mmengine.config import Config
 
+from ssql_mm.checkpoint import safe_load
 from ssql_mm.engine import check_data_roots
 
 DEMO = 'configs/demo/ssql-simsiam_resnet18-w16_cpu-demo_cifar10-subset.py'
@@ -48,6 +51,15 @@ def logged_iters(work_dir):
     return records
 
 
+def assert_same_weights(work_dir, other_dir, name='epoch_3.pth'):
+    """The checkpoints ``name`` of two runs hold bit-identical state dicts."""
+    ours = safe_load(osp.join(work_dir, name))['state_dict']
+    theirs = safe_load(osp.join(other_dir, name))['state_dict']
+    assert sorted(ours) == sorted(theirs)
+    differ = [k for k in ours if not torch.equal(ours[k], theirs[k])]
+    assert not differ, f'{len(differ)} tensors differ, e.g. {differ[:3]}'
+
+
 @pytest.fixture(scope='module')
 def uninterrupted(repo_root, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('uninterrupted')
@@ -68,13 +80,68 @@ def test_demo_logs_both_losses_and_varying_bits(uninterrupted):
 
 
 @pytest.mark.slow
-def test_resume_continues_the_bit_sequence(repo_root, uninterrupted, tmp_path):
+def test_resume_continues_bits_and_weights_exactly(repo_root, uninterrupted,
+                                                   tmp_path):
     train(repo_root, tmp_path, '--resume', osp.join(uninterrupted, 'epoch_1.pth'))
     resumed = logged_iters(tmp_path)
     full = logged_iters(uninterrupted)
     assert sorted(resumed) == [3, 4, 5, 6]
     assert [(resumed[i]['w_bit'], resumed[i]['a_bit']) for i in resumed] == \
         [(full[i]['w_bit'], full[i]['a_bit']) for i in resumed]
+    assert_same_weights(tmp_path, uninterrupted)
+
+
+KILLER = '''
+import os, signal
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
+
+
+@HOOKS.register_module()
+class KillHook(Hook):
+    """SIGKILL the process after iteration ``at_iter`` (1-based)."""
+    priority = 'LOWEST'
+
+    def __init__(self, at_iter):
+        self.at_iter = at_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.at_iter:
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+@pytest.mark.slow
+def test_kill9_and_resume_with_persistent_workers_ends_as_uninterrupted(
+        repo_root, uninterrupted, tmp_path):
+    """Killed in epoch 2 (after its first iteration), resumed from the
+    epoch-1 checkpoint, with 2 persistent workers: the weights of the
+    uninterrupted run, which loaded its data without workers."""
+    (tmp_path / 'killer.py').write_text(KILLER)
+    config = tmp_path / 'killed_cfg.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = {osp.join(repo_root, DEMO)!r}
+        custom_imports = dict(imports=['ssql_mm', 'killer'],
+                              allow_failed_imports=False)
+        custom_hooks = [
+            dict(type='QuantHook', w_bits_range=(2, 8), a_bits_range=(4, 8)),
+            dict(type='KillHook', at_iter=3),
+        ]
+    '''))
+    work_dir = tmp_path / 'work'
+    workers = ['train_dataloader.num_workers=2',
+               'train_dataloader.persistent_workers=True']
+    killed = subprocess.run(
+        [sys.executable, 'tools/train.py', str(config), '--work-dir',
+         str(work_dir), '--cfg-options', *TINY, *workers], cwd=repo_root,
+        env=dict(os.environ, PYTHONPATH=str(tmp_path)), capture_output=True,
+        text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (work_dir / 'epoch_2.pth').exists()
+    run([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work_dir),
+         '--resume', '--cfg-options', *TINY, *workers], cwd=repo_root)
+    assert_same_weights(work_dir, uninterrupted)
 
 
 RECORDER = '''
@@ -109,8 +176,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_process_gloo_training_uses_identical_bits(repo_root, tmp_path):
+def dist_train(repo_root, config, work_dir, *extra, pythonpath=''):
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
+               PYTHONPATH=pythonpath, CUDA_VISIBLE_DEVICES='')
+    run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
+         str(work_dir), *extra, '--cfg-options', *TINY], cwd=repo_root, env=env)
+
+
+@pytest.fixture(scope='module')
+def two_process_run(repo_root, tmp_path_factory):
+    """A 2-process gloo run recording the bits each rank used."""
+    tmp_path = tmp_path_factory.mktemp('two_process')
     (tmp_path / 'bit_recorder.py').write_text(RECORDER)
     config = tmp_path / 'dist_cfg.py'
     config.write_text(textwrap.dedent(f'''
@@ -122,15 +198,27 @@ def test_two_process_gloo_training_uses_identical_bits(repo_root, tmp_path):
             dict(type='BitRecorderHook', out_dir={str(tmp_path)!r}),
         ]
     '''))
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
-               PYTHONPATH=str(tmp_path), CUDA_VISIBLE_DEVICES='')
-    run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
-         str(tmp_path / 'work'), '--cfg-options', *TINY], cwd=repo_root, env=env)
-    ranks = [json.loads((tmp_path / f'bits_rank{r}.json').read_text()) for r in (0, 1)]
+    dist_train(repo_root, config, tmp_path / 'work', pythonpath=str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_two_process_gloo_training_uses_identical_bits(two_process_run):
+    ranks = [json.loads((two_process_run / f'bits_rank{r}.json').read_text())
+             for r in (0, 1)]
     assert ranks[0]['wrapper'] == 'CPUDistributedDataParallel'
     # 16 images over 2 ranks, batch 8: one iteration per epoch, 3 epochs
     assert len(ranks[0]['bits']) == 3
     assert ranks[0]['bits'] == ranks[1]['bits']
+
+
+@pytest.mark.slow
+def test_two_process_resume_ends_as_uninterrupted(repo_root, two_process_run,
+                                                  tmp_path):
+    full = two_process_run / 'work'
+    dist_train(repo_root, DEMO, tmp_path, '--resume',
+               str(full / 'epoch_1.pth'))
+    assert_same_weights(tmp_path, full)
 
 
 def test_missing_data_folder_fails_before_training(repo_root, tmp_path):
