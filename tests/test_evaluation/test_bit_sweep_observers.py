@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.models.backbones import ResNet_CIFAR
 
-import ssql_mm.evaluation.features as features
+import ssql_mm.models.pretrained as pretrained
 from ssql_mm.quantization import MSEObserver, PercentileObserver
 
 TINY = dict(type='ResNet_CIFAR', depth=18, stem_channels=4, base_channels=4)
@@ -51,7 +51,7 @@ def _run_tool(repo_root, monkeypatch, argv):
 def test_observer_reaches_calibration(repo_root, data_dir, checkpoint,
                                       tmp_path, monkeypatch):
     used = []
-    real = features.calibrate
+    real = pretrained.calibrate
 
     def spy(model, batches, num_batches=None, forward=None, observer='minmax'):
         seen = real(model, batches, num_batches, forward, observer)
@@ -59,7 +59,7 @@ def test_observer_reaches_calibration(repo_root, data_dir, checkpoint,
                      for layer in model.modules() if hasattr(layer, 'input_quant')})
         return seen
 
-    monkeypatch.setattr(features, 'calibrate', spy)
+    monkeypatch.setattr(pretrained, 'calibrate', spy)
     out = tmp_path / 'out'
     _run_tool(repo_root, monkeypatch, [
         checkpoint, '--data', data_dir, '--bits', 'fp', '4/4', '2/4', '--knn',

@@ -99,7 +99,15 @@ class FaultyServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        class QuietServer(ThreadingHTTPServer):
+            """Clients this server serves hang up on purpose; socketserver
+            would print each such error's traceback to stderr, where the
+            tests look for tracebacks of the tools."""
+
+            def handle_error(self, request, client_address) -> None:
+                pass
+
+        self.httpd = QuietServer(('127.0.0.1', 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
         self.thread = threading.Thread(target=self.httpd.serve_forever,
