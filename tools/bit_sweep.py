@@ -73,7 +73,8 @@ def parse_args() -> argparse.Namespace:
                         f"--train-per-class {ZOO_PROTOCOL['train_per_class']})"
                         '; explicit options win')
     parser.add_argument('--bits', nargs='+',
-                        help="settings 'fp' or 'W/A' (default: "
+                        help="settings 'fp', 'W/A' or 'mixed:FILE' (per-layer "
+                        'bits, see tools/mixed_precision.py; default: '
                         f"{' '.join(PAPER_BIT_SETTINGS)})")
     parser.add_argument('--knn', action='store_true', help='kNN top-1')
     parser.add_argument('--linear', action='store_true',

@@ -8,6 +8,7 @@ config's bits, overrides, frozen ranges and ``out_indices`` (one output per
 stage, ``stage<i>``).
 """
 import json
+from dataclasses import replace
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -153,8 +154,8 @@ def build_backbone(pretrained: PretrainedBackbone, setting: BitSetting,
     Returns:
         nn.Module: The backbone, eval mode, last stage only.
     """
-    pretrained.path = pretrained.path or path
-    return pretrained.build(setting, placement)
+    return replace(pretrained, path=pretrained.path or path).build(
+        setting, placement)
 
 
 def build_configured_backbone(pretrained: PretrainedBackbone,
@@ -172,8 +173,7 @@ def build_configured_backbone(pretrained: PretrainedBackbone,
         nn.Module: The backbone in eval mode with the checkpoint's weights
         and frozen activation ranges (when it has them).
     """
-    pretrained.path = pretrained.path or path
-    return pretrained.build_configured()
+    return replace(pretrained, path=pretrained.path or path).build_configured()
 
 
 def _calibration(batch_size: int, num_batches: int,

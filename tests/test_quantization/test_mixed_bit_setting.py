@@ -212,3 +212,27 @@ def test_get_model_rebuilds_the_zoo_backbone_at_a_setting(tmp_path):
     assert model.layer_bits['layer3.1.conv2'] == (4, 4)
     for key, value in reference.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_calibration_fits_each_quantizer_at_its_own_bits():
+    # MSE ranges depend on the bits: a per-layer setting must get, for each
+    # quantizer, the range a uniform model at that quantizer's bits gets.
+    images = torch.randn(8, 3, 16, 16)
+    weights = ResNet_CIFAR(**ARCH).state_dict()
+
+    def calibrated(**kwargs):
+        model = MODELS.build(dict(type='QuantResNet_CIFAR', **ARCH, **kwargs))
+        model.load_state_dict(weights)
+        calibrate(model, [images], observer='mse')
+        return {name: (float(q.observer.min_val), float(q.observer.max_val))
+                for name, q in model.named_modules()
+                if isinstance(q, ActivationFakeQuantize) and q.has_range}
+
+    mixed = calibrated(mixed=dict(base='8/8',
+                                  layers={'layer2.0.conv2': {'a': 2}}))
+    low, high = calibrated(w_bits=2, a_bits=2), calibrated(w_bits=8, a_bits=8)
+    assert mixed['layer2.0.conv2.input_quant'] == \
+        low['layer2.0.conv2.input_quant'] != \
+        high['layer2.0.conv2.input_quant']
+    assert mixed['layer3.0.conv2.input_quant'] == \
+        high['layer3.0.conv2.input_quant']

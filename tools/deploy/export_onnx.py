@@ -34,8 +34,9 @@ def parse_args() -> argparse.Namespace:
                         'or a model-zoo name')
     parser.add_argument('--out', required=True, help='the .onnx file')
     parser.add_argument('--bits', default='8/8',
-                        help="'W/A' (2-8 bits each, 0 = float) or 'fp' "
-                        '(default: %(default)s)')
+                        help="'W/A' (2-8 bits each, 0 = float), 'fp' or "
+                        "'mixed:FILE' (per-layer bits, see "
+                        'tools/mixed_precision.py; default: %(default)s)')
     parser.add_argument('--head', help='linear-classifier checkpoint '
                         '(head.fc.*): adds a logits output')
     parser.add_argument('--calib-data',
