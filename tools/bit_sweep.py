@@ -19,10 +19,12 @@ import os.path as osp
 from mmengine.logging import MMLogger
 
 from ssql_mm.apis import resolve_checkpoint
-from ssql_mm.checkpoint import CheckpointError, check_writable
+from ssql_mm.checkpoint import (CheckpointError, check_finite_weights,
+                                check_writable)
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
 from ssql_mm.evaluation.bit_settings import (PAPER_BIT_SETTINGS,
                                              parse_bit_settings)
+from ssql_mm.evaluation.device import resolve_device
 from ssql_mm.evaluation.sweep import ZOO_PROTOCOL
 from ssql_mm.evaluation.report import format_table, write_report
 from ssql_mm.models.backbones import PLACEMENTS
@@ -130,7 +132,10 @@ def main() -> None:
     try:
         parse_bit_settings(args.bits)
         check_writable(osp.join(args.out, 'bit_sweep.json'))
+        resolve_device(args.device)
         checkpoints = [resolve_checkpoint(c) for c in args.checkpoints]
+        for path in checkpoints:
+            check_finite_weights(path)
         result = run_bit_sweep(checkpoints, args.data, args.bits, cfg,
                                args.config)
     except (ValueError, FileNotFoundError, CheckpointError) as err:

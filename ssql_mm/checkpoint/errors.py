@@ -101,6 +101,8 @@ def report_errors(prog: str,
     try:
         yield
     except (CheckpointError, ) + tuple(extra) as err:
-        message = ' '.join(str(err).split()) or type(err).__name__
+        # str(KeyError('x')) is "'x'": report the message, not its repr
+        text = err.args[0] if isinstance(err, KeyError) and err.args else err
+        message = ' '.join(str(text).split()) or type(err).__name__
         print(f'{prog}: error: {message}', file=sys.stderr)
         raise SystemExit(1) from None

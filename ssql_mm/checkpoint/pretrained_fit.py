@@ -1,22 +1,32 @@
-"""Refuse a pretrained checkpoint that does not fit the backbone.
+"""Refuse a checkpoint that does not fit the model it is loaded into.
 
 MMEngine's ``PretrainedInit`` loads with ``strict=False`` and only logs the
 keys it could not match, so a checkpoint of the wrong depth, the wrong stem
 or the wrong prefix silently leaves the backbone randomly initialised. The
 check here reads the same checkpoint first and raises, naming the fix, when
 any backbone key is missing, unexpected or of another shape.
-"""
-from typing import Dict, List, Optional, Tuple
 
+Resuming has the same gap and worse: MMEngine's ``resume`` loads the weights
+non-strictly, then fails deep inside the optimizer (or on a missing
+``meta`` key) with a traceback. :func:`check_resume_checkpoint` checks the
+training state and every weight before the run starts.
+"""
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
-from .errors import CheckpointMismatchError, PretrainedMismatchError
+from .errors import (CheckpointMismatchError, CorruptCheckpointError,
+                     PretrainedMismatchError)
 from .resnet import find_resnet_depth
-from .state_dict import is_range_key, select_prefix, unwrap_state_dict
+from .safe_load import read_checkpoint
+from .state_dict import (is_range_key, select_prefix, top_level_prefixes,
+                         unwrap_state_dict)
 
 __all__ = [
-    'pretrained_init_cfg', 'load_pretrained_state', 'check_backbone_state'
+    'pretrained_init_cfg', 'load_pretrained_state', 'check_backbone_state',
+    'check_resume_checkpoint', 'check_finite_weights'
 ]
 
 
@@ -113,6 +123,18 @@ def check_backbone_state(backbone: nn.Module, state: Dict[str, Tensor],
     """
     expected = backbone.state_dict()
     given = {k: v for k, v in state.items() if not _ignored(k)}
+    differences = _differences(expected, given, 'backbone')
+    if not differences:
+        return
+    raise PretrainedMismatchError(
+        f'{source} does not match {type(backbone).__name__}: '
+        + ' '.join(differences) + ' Fix: ' + _describe(expected, given)
+        + '.')
+
+
+def _differences(expected: Dict[str, Any], given: Dict[str, Any],
+                 target: str) -> List[str]:
+    """Missing, unexpected and other-shape keys, as message parts."""
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     wrong_shape: List[Tuple[str, tuple, tuple]] = [
@@ -120,16 +142,104 @@ def check_backbone_state(backbone: nn.Module, state: Dict[str, Tensor],
         for k in sorted(set(given) & set(expected))
         if tuple(given[k].shape) != tuple(expected[k].shape)
     ]
-    if not (missing or unexpected or wrong_shape):
-        return
-    lines = [f'{source} does not match {type(backbone).__name__}:']
+    parts = []
     if missing:
-        lines.append(f'{len(missing)} backbone key(s) missing, e.g. '
+        parts.append(f'{len(missing)} {target} key(s) missing, e.g. '
                      f'{missing[:4]};')
     if unexpected:
-        lines.append(f'{len(unexpected)} unexpected key(s), e.g. '
+        parts.append(f'{len(unexpected)} unexpected key(s), e.g. '
                      f'{unexpected[:4]};')
     for key, got, want in wrong_shape[:4]:
-        lines.append(f'{key}: checkpoint shape {got}, backbone {want};')
-    lines.append('Fix: ' + _describe(expected, given) + '.')
-    raise PretrainedMismatchError(' '.join(lines))
+        parts.append(f'{key}: checkpoint shape {got}, {target} {want};')
+    if len(wrong_shape) > 4:
+        parts.append(f'{len(wrong_shape) - 4} more of another shape;')
+    return parts
+
+
+def check_resume_checkpoint(model: nn.Module, path: str) -> None:
+    """Raise unless a run of ``model`` can resume from ``path``.
+
+    The file must hold the training state MMEngine resumes (``meta.epoch``,
+    ``meta.iter``, ``message_hub``) and exactly the model's weights, with
+    their shapes (saved activation ranges aside).
+
+    Args:
+        model (nn.Module): The runner's model (unwrapped).
+        path (str): The checkpoint to resume.
+
+    Raises:
+        CheckpointMismatchError: Weights only (a backbone from
+            ``extract_backbone.py`` or ``publish``), or weights of another
+            depth, width or model; the message names the fix.
+    """
+    loaded = read_checkpoint(path)
+    meta = loaded.get('meta')
+    if not (isinstance(meta, dict) and 'epoch' in meta and 'iter' in meta
+            and 'message_hub' in loaded):
+        raise CheckpointMismatchError(
+            f"Checkpoint '{path}' holds weights only, no training state "
+            '(meta.epoch, meta.iter, message_hub): it is not a checkpoint '
+            'a run saved, e.g. a backbone from extract_backbone.py or '
+            'model_zoo.py publish. --resume continues a run from its own '
+            'epoch_*.pth / iter_*.pth; to start a new run from these '
+            f"weights, pass --cfg-options load_from='{path}' (or use it as "
+            "init_cfg=dict(type='Pretrained', ...)).")
+    state = unwrap_state_dict(loaded, f"'{path}'")
+    expected = {k: v for k, v in model.state_dict().items()
+                if not is_range_key(k)}
+    given = {k: v for k, v in state.items() if not is_range_key(k)}
+    differences = _differences(expected, given, 'model')
+    if not differences:
+        return
+    hints = []
+    depths = [find_resnet_depth(select_prefix(keys, 'backbone.'))
+              if any(k.startswith('backbone.') for k in keys) else None
+              for keys in (given, expected)]
+    if all(depths) and depths[0] != depths[1]:
+        hints.append(f'it is a ResNet-{depths[0]} and this config a '
+                     f'ResNet-{depths[1]} (model.backbone.depth)')
+    elif set(given) == set(expected):
+        hints.append('same layers, other widths: compare '
+                     'model.backbone.base_channels and the neck sizes')
+    if top_level_prefixes(given) != top_level_prefixes(expected):
+        hints.append(f'it holds {top_level_prefixes(given)}, the model '
+                     f'{top_level_prefixes(expected)}')
+    raise CheckpointMismatchError(
+        f"Checkpoint '{path}' does not fit the model of this config"
+        + (f" ({'; '.join(hints)})" if hints else '') + ': '
+        + ' '.join(differences) + ' Resume with a checkpoint of this config '
+        '(same --cfg-options), or start a new run from its weights with '
+        f"--cfg-options load_from='{path}'.")
+
+
+def check_finite_weights(path: str, prefix: Optional[str] = 'backbone.'
+                         ) -> None:
+    """Raise if a checkpoint's weights hold NaN or infinite values.
+
+    Features, calibration ranges and an exported model of such weights are
+    not finite either; a diverged run is the usual cause.
+
+    Args:
+        path (str): The checkpoint.
+        prefix (str, optional): Check only the keys under it. Defaults to
+            ``'backbone.'``; None checks every key.
+
+    Raises:
+        CorruptCheckpointError: A floating-point tensor is not finite; the
+            message names it and counts the NaN and infinite values.
+    """
+    state = select_prefix(unwrap_state_dict(read_checkpoint(path),
+                                            f"'{path}'"), prefix, f"'{path}'")
+    bad = [(key, int(torch.isnan(value).sum()), int(torch.isinf(value).sum()))
+           for key, value in state.items()
+           if isinstance(value, Tensor) and value.is_floating_point()
+           and not bool(torch.isfinite(value).all())]
+    if bad:
+        key, nans, infs = bad[0]
+        raise CorruptCheckpointError(
+            f"Checkpoint '{path}' holds weights that are not finite: "
+            f'{len(bad)} tensor(s), e.g. {prefix or ""}{key} ({nans} NaN, '
+            f'{infs} inf). Its features and an exported model would not be '
+            'finite either; the run diverged or the file was altered. Use '
+            'an earlier checkpoint (epoch_*.pth from before the loss '
+            'became NaN).')

@@ -8,7 +8,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
+from ssql_mm.checkpoint import CorruptCheckpointError
 from ssql_mm.evaluation import normalized_batches
 
 __all__ = ['OnnxRunner', 'optimized_graph', 'optimized_op_counts']
@@ -47,10 +49,24 @@ DISABLED_OPTIMIZERS = ('QDQPropagationTransformer', )
 
 def _session(path: str, threads: Optional[int], optimization: str,
              optimized_path: Optional[str] = None) -> ort.InferenceSession:
-    return ort.InferenceSession(
-        path, _session_options(threads, optimization, optimized_path),
-        providers=['CPUExecutionProvider'],
-        disabled_optimizers=list(DISABLED_OPTIMIZERS))
+    """An onnxruntime session; a model it cannot load is one-line error."""
+    try:
+        return ort.InferenceSession(
+            path, _session_options(threads, optimization, optimized_path),
+            providers=['CPUExecutionProvider'],
+            disabled_optimizers=list(DISABLED_OPTIMIZERS))
+    except (ort_errors.InvalidProtobuf, ort_errors.Fail,
+            ort_errors.InvalidGraph, ort_errors.InvalidArgument,
+            ort_errors.NotImplemented) as err:
+        detail = ' '.join(str(err).split()).rstrip('.')
+        if isinstance(err, ort_errors.InvalidProtobuf):
+            raise CorruptCheckpointError(
+                f"ONNX model '{path}' is damaged or cut short (an "
+                f'interrupted export or copy?): {detail}. Export it again '
+                'with tools/deploy/export_onnx.py.') from None
+        raise ValueError(f"onnxruntime cannot load the ONNX model '{path}': "
+                         f'{detail}. Export it again with '
+                         'tools/deploy/export_onnx.py.') from None
 
 
 class OnnxRunner:

@@ -59,15 +59,26 @@ def find_images(split_dir: str) -> Tuple[List[str], List[int], List[str]]:
 
 
 def _decode(path: str, size: Optional[int]) -> np.ndarray:
-    with Image.open(path) as img:
-        img = img.convert('RGB')
-        if size is not None and img.size != (size, size):
-            scale = size / min(img.size)
-            w, h = (max(size, round(s * scale)) for s in img.size)
-            img = img.resize((w, h), Image.BILINEAR)
-            left, top = (w - size) // 2, (h - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-        return np.asarray(img, dtype=np.uint8)
+    try:
+        with Image.open(path) as img:
+            return _resized(img.convert('RGB'), size)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError
+            ) as err:  # PIL reports damage with all of these
+        raise ValueError(
+            f"Image '{path}' cannot be decoded ({' '.join(str(err).split())})"
+            ': it is damaged or not an image. Replace or delete it; every '
+            'image is used, none is skipped, so that results stay '
+            'comparable.') from None
+
+
+def _resized(img: Image.Image, size: Optional[int]) -> np.ndarray:
+    if size is not None and img.size != (size, size):
+        scale = size / min(img.size)
+        w, h = (max(size, round(s * scale)) for s in img.size)
+        img = img.resize((w, h), Image.BILINEAR)
+        left, top = (w - size) // 2, (h - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+    return np.asarray(img, dtype=np.uint8)
 
 
 def load_split(split_dir: str,
@@ -84,6 +95,10 @@ def load_split(split_dir: str,
 
     Returns:
         ImageFolderSplit: The images, labels and class names.
+
+    Raises:
+        ValueError: An image cannot be decoded (the message names it; the
+            split is not loaded without it), or sizes or classes differ.
     """
     paths, labels, found = find_images(split_dir)
     if classes is not None and list(classes) != found:

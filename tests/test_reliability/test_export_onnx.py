@@ -10,30 +10,20 @@ import textwrap
 
 import onnx
 import pytest
-import torch
-from mmengine.config import Config
-from mmpretrain.registry import MODELS
 
 import ssql_mm.evaluation
+from reliability_utils import write_backbone_checkpoint
 from ssql_mm.checkpoint import CheckpointWriteError, check_writable
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, 'tools', 'deploy', 'export_onnx.py')
-BACKBONE = dict(type='ResNet_CIFAR', depth=18, base_channels=8)
 
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory) -> str:
-    """A small float ResNet-18 checkpoint with its config in ``meta``."""
-    torch.manual_seed(0)
-    state = MODELS.build(BACKBONE).state_dict()
-    cfg = Config(dict(model=dict(backbone=BACKBONE, data_preprocessor=dict(
-        mean=[125.0, 123.0, 114.0], std=[63.0, 62.0, 66.0]))))
-    path = tmp_path_factory.mktemp('ckpt') / 'ssl.pth'
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in state.items()},
-                'meta': {'cfg': cfg.pretty_text}}, path)
-    return str(path)
+    return write_backbone_checkpoint(tmp_path_factory.mktemp('ckpt') /
+                                     'ssl.pth')
 
 
 def _export(monkeypatch, *args: str) -> int:

@@ -19,7 +19,8 @@ import argparse
 import os.path as osp
 
 from ssql_mm.apis import resolve_checkpoint
-from ssql_mm.checkpoint import check_writable, report_errors
+from ssql_mm.checkpoint import (check_finite_weights, check_writable,
+                                report_errors)
 from ssql_mm.deploy import DEFAULT_OPSET, ExportReport
 from ssql_mm.deploy.pipeline import (export_checkpoint,
                                      export_configured_backbone,
@@ -99,6 +100,9 @@ def main() -> None:
             if path is not None:
                 check_writable(path)  # before images are read
         checkpoint = resolve_checkpoint(args.checkpoint)
+        check_finite_weights(checkpoint)  # NaN weights export NaN outputs
+        if args.head:
+            check_finite_weights(args.head, prefix=None)
         images = None
         if args.calib_data:
             images = load_split(args.calib_data, args.img_size).images
