@@ -361,7 +361,7 @@ class Reconstruction:
     def _optimize(self, name: str, unit: nn.Module, learners: List[Learner],
                   inputs: List[Tensor], target: Tensor,
                   generator: torch.Generator) -> UnitResult:
-        before = self._loss(unit, learners, inputs, target)
+        before = self._loss(unit, inputs, target)
         groups = [g for learner in learners for g in learner.param_groups()]
         if groups:
             optimizer = torch.optim.Adam(
@@ -388,15 +388,15 @@ class Reconstruction:
                     schedule.step()
             for learner in learners:
                 learner.training = False
-        after = self._loss(unit, learners, inputs, target)
+        after = self._loss(unit, inputs, target)
         return UnitResult(name, before, after)
 
     def _cosine(self, step: int) -> float:
         return 0.5 * (1 + math.cos(math.pi * step / self.iters))
 
     @torch.no_grad()
-    def _loss(self, unit: nn.Module, learners: List[Learner],
-              inputs: List[Tensor], target: Tensor) -> float:
+    def _loss(self, unit: nn.Module, inputs: List[Tensor],
+              target: Tensor) -> float:
         total = 0.
         for start in range(0, len(target), self.batch_size):
             rows = slice(start, start + self.batch_size)
