@@ -236,3 +236,33 @@ def test_calibration_fits_each_quantizer_at_its_own_bits():
         high['layer2.0.conv2.input_quant']
     assert mixed['layer3.0.conv2.input_quant'] == \
         high['layer3.0.conv2.input_quant']
+
+
+def test_transfer_ptq_config_builds_the_per_layer_setting(tmp_path,
+                                                          monkeypatch):
+    from mmengine.config import Config
+
+    from ssql_mm.evaluation import transfer
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'benchmarks', 'classification',
+        'resnet18-cifar-w16_1xb64-finetune-steplr-10e_cifar10-subset.py'))
+    built = {}
+
+    class Runner:
+        def __init__(self, cfg):
+            built['backbone'] = MODELS.build(cfg.model.backbone)
+
+        def test(self):
+            return {transfer.TOP1_KEY: 0.}
+
+    monkeypatch.setattr(transfer, '_runner',
+                        lambda cfg, work_dir, name: Runner(cfg))
+    path = tmp_path / 'bits.yml'
+    save_bit_setting(BitSetting(4, 4, (LayerBits('layer4.*', w=8), ),
+                                'inputs'), path)
+    transfer.ptq_test(cfg, 'finetuned.pth', parse_bit_setting(f'mixed:{path}'),
+                      'minmax', str(tmp_path))
+    bits = built['backbone'].layer_bits
+    assert bits['layer4.1.conv2'] == (8, 4)
+    assert bits['layer3.1.conv2'] == (4, 4)
+    assert bits['conv1'] == (8, None)
