@@ -134,12 +134,18 @@ _RUNS = itertools.count()
 
 
 def make_runner(work_dir, by_epoch=True, resume=False, load_from=None,
-                val=False, hook=True, val_every=1) -> Runner:
+                val=False, hook=True, val_every=1, workers=0) -> Runner:
     torch.manual_seed(0)  # the model's initial weights
     loader = dict(dataset=RandomItems(as_dict=True), batch_size=4,
                   num_workers=0,
                   sampler=dict(type='DefaultSampler', shuffle=True),
                   collate_fn=dict(type='default_collate'))
+    # MMEngine pauses 2 s each time an iteration loop restarts a finite
+    # sampler: iteration loops train from an infinite one.
+    train_loader = dict(
+        loader, num_workers=workers, persistent_workers=workers > 0,
+        sampler=dict(type='DefaultSampler' if by_epoch else 'InfiniteSampler',
+                     shuffle=True))
     if by_epoch:
         train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=val_every)
     else:
@@ -148,7 +154,7 @@ def make_runner(work_dir, by_epoch=True, resume=False, load_from=None,
     return Runner(
         model=NoisyModel(),
         work_dir=str(work_dir),
-        train_dataloader=loader,
+        train_dataloader=train_loader,
         val_dataloader=loader if val else None,
         val_cfg=dict() if val else None,
         val_evaluator=[DrawingMetric()] if val else None,
@@ -166,6 +172,15 @@ def make_runner(work_dir, by_epoch=True, resume=False, load_from=None,
         log_level='WARNING')
 
 
+def train(runner: Runner) -> None:
+    runner.train()
+    iterator = getattr(runner.train_dataloader, '_iterator', None)
+    if iterator is not None:
+        # Persistent workers: stopped by garbage collection they would take
+        # 5 s each to give up.
+        iterator._shutdown_workers()
+
+
 def weights(path) -> dict:
     return safe_load(path)['state_dict']
 
@@ -176,26 +191,31 @@ def same(a: dict, b: dict) -> bool:
 
 def resumed(tmp_path, checkpoint, **kwargs):
     work_dir = tmp_path / 'resumed'
-    make_runner(work_dir, resume=True, load_from=str(checkpoint),
-                **kwargs).train()
+    train(make_runner(work_dir, resume=True, load_from=str(checkpoint),
+                      **kwargs))
     return work_dir
 
 
-@pytest.mark.parametrize('by_epoch,first,last',
-                         [(True, 'epoch_1.pth', 'epoch_3.pth'),
-                          (False, 'iter_3.pth', 'iter_9.pth')])
+@pytest.mark.parametrize('by_epoch,workers,first,last',
+                         [(True, 0, 'epoch_1.pth', 'epoch_3.pth'),
+                          (True, 2, 'epoch_1.pth', 'epoch_3.pth'),
+                          (False, 0, 'iter_3.pth', 'iter_9.pth'),
+                          (False, 2, 'iter_3.pth', 'iter_9.pth')])
 def test_resume_ends_with_the_uninterrupted_weights(tmp_path, by_epoch,
-                                                    first, last):
+                                                    workers, first, last):
+    """Also with persistent workers, which the uninterrupted run starts once
+    and the resumed one again."""
     full = tmp_path / 'full'
-    make_runner(full, by_epoch=by_epoch, val=True).train()
-    again = resumed(tmp_path, full / first, by_epoch=by_epoch, val=True)
+    train(make_runner(full, by_epoch=by_epoch, val=True, workers=workers))
+    again = resumed(tmp_path, full / first, by_epoch=by_epoch, val=True,
+                    workers=workers)
     assert same(weights(full / last), weights(again / last))
 
 
 def test_without_the_hook_resume_differs(tmp_path):
     """The runs above draw random numbers that matter."""
     full = tmp_path / 'full'
-    make_runner(full, hook=False).train()
+    train(make_runner(full, hook=False))
     again = resumed(tmp_path, full / 'epoch_1.pth', hook=False)
     assert not same(weights(full / 'epoch_3.pth'),
                     weights(again / 'epoch_3.pth'))
@@ -207,28 +227,28 @@ def test_validation_leaves_the_training_streams_alone(tmp_path, by_epoch,
                                                       last):
     """Validating after every epoch or never (in these 3) trains alike."""
     for name, every in (('often', 1), ('never', 9)):
-        make_runner(tmp_path / name, by_epoch=by_epoch, val=True,
-                    val_every=every).train()
+        train(make_runner(tmp_path / name, by_epoch=by_epoch, val=True,
+                          val_every=every))
     assert same(weights(tmp_path / 'often' / last),
                 weights(tmp_path / 'never' / last))
 
 
 def test_load_from_starts_fresh_streams(tmp_path):
     """Fine-tuning from a checkpoint (not resuming) ignores its state."""
-    make_runner(tmp_path / 'full').train()
+    train(make_runner(tmp_path / 'full'))
     checkpoint = torch.load(tmp_path / 'full' / 'epoch_1.pth',
                             weights_only=False)
     del checkpoint['random_state']
     torch.save(checkpoint, tmp_path / 'stateless.pth')
     for name, path in (('a', tmp_path / 'full' / 'epoch_1.pth'),
                        ('b', tmp_path / 'stateless.pth')):
-        make_runner(tmp_path / name, load_from=str(path)).train()
+        train(make_runner(tmp_path / name, load_from=str(path)))
     assert same(weights(tmp_path / 'a' / 'epoch_3.pth'),
                 weights(tmp_path / 'b' / 'epoch_3.pth'))
 
 
 def test_resume_without_saved_state_warns(tmp_path, capsys):
-    make_runner(tmp_path / 'full', hook=False).train()
+    train(make_runner(tmp_path / 'full', hook=False))
     capsys.readouterr()
     resumed(tmp_path, tmp_path / 'full' / 'epoch_1.pth')
     assert 'RandomStateHook: the checkpoint holds no random state' in \
