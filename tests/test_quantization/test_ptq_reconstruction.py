@@ -291,3 +291,30 @@ def test_frozen_weight_clip_is_saved_only_when_frozen_and_wins_over_clip():
     assert fresh.weight_quant.frozen
     fresh.weight_quant.freeze_max_abs(None)
     assert 'weight_quant.max_abs' not in fresh.state_dict()
+
+
+@pytest.mark.parametrize('placement', ['inputs', 'paper', 'integer'])
+def test_brecq_on_a_quantized_resnet_under_every_placement(placement):
+    from ssql_mm.models.backbones import QuantResNet_CIFAR
+
+    def build(seed):
+        torch.manual_seed(seed)
+        net = QuantResNet_CIFAR(depth=18, stem_channels=4, base_channels=4,
+                                w_bits=4, a_bits=4, placement=placement,
+                                zero_init_residual=False)
+        net.eval()  # mmpretrain's ResNet.train() does not return the model
+        return net
+
+    model = build(0)
+    units = [name for name, _ in block_units(model)]
+    assert units == [f'layer{s}.{b}' for s in range(1, 5)
+                     for b in range(2)] + ['conv1']
+    images = [F.interpolate(x, size=16) for x in _batches()]
+    calibrate(model, images, ptq=dict(type='brecq', **SHORT))
+    steps = [q for q in model.modules() if isinstance(q, ActivationFakeQuantize)
+             and q.bits is not None]
+    assert steps and all(q.frozen for q in steps)
+    fresh = build(1)
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(model(images[0])[0], fresh(images[0])[0])
