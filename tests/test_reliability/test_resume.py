@@ -17,17 +17,18 @@ CONFIG = ('configs/ssql/'
 # 16 images, batch 8, 6 iterations, a checkpoint every 2.
 TINY = [
     'train_dataloader.dataset.data_root=data/cifar10_subset',
-    'train_dataloader.dataset.indices=16',
-    'train_dataloader.dataset.cache_dir=None', 'train_dataloader.batch_size=8',
+    'train_dataloader.dataset.indices=16', 'train_dataloader.batch_size=8',
     'train_cfg.max_iters=6', 'default_hooks.checkpoint.interval=2',
     'default_hooks.checkpoint.max_keep_ckpts=-1', 'randomness.seed=3'
 ]
 
 
 def train(repo_root, work_dir, *extra):
+    cache = osp.join(osp.dirname(work_dir), 'cache')  # decoded once
     done = subprocess.run(
         [sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
-         *extra, '--cfg-options', *TINY],
+         *extra, '--cfg-options', *TINY,
+         f'train_dataloader.dataset.cache_dir={cache}'],
         cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
