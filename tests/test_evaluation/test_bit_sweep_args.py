@@ -60,9 +60,7 @@ def test_bad_temperature_is_refused_at_parse_time(monkeypatch, tmp_path,
 
 def test_zoo_preset_sets_the_zoo_protocol_and_explicit_options_win(
         monkeypatch, tmp_path, sweep_calls):
-    ckpt = tmp_path / 'a.pth'
-    ckpt.write_bytes(b'')
-    common = [str(ckpt), '--data', str(tmp_path), '--out', str(tmp_path / 'o')]
+    common = [ZOO_NAME, '--data', str(tmp_path), '--out', str(tmp_path / 'o')]
     with pytest.raises(SystemExit):
         run_tool(monkeypatch, *common, '--preset', 'zoo')
     with pytest.raises(SystemExit):
