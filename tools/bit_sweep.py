@@ -13,12 +13,13 @@ protocol behind the model zoo's numbers (bank: first 1,000 training images
 per class, calibration from the others; FP, 8w8a, 4w4a, 3w3a, 2w4a).
 """
 import argparse
-import math
 import os.path as osp
 
 from mmengine.logging import MMLogger
 
 from ssql_mm.apis import resolve_checkpoint
+from ssql_mm.arguments import (observer_arg, positive_float, positive_int,
+                               ptq_arg)
 from ssql_mm.checkpoint import (CheckpointError, check_finite_weights,
                                 check_writable)
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
@@ -28,39 +29,8 @@ from ssql_mm.evaluation.device import resolve_device
 from ssql_mm.evaluation.sweep import ZOO_PROTOCOL
 from ssql_mm.evaluation.report import format_table, write_report
 from ssql_mm.models.backbones import PLACEMENTS
-from ssql_mm.quantization import OBSERVERS, observer_config
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1, checked before any work starts."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0, checked before any work starts."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(
-            f'must be a finite number > 0, got {text}')
-    return value
-
-
-def observer_arg(text: str) -> str:
-    """argparse type: an observer name (with arguments), checked at once."""
-    try:
-        observer_config(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err))
-    return text
+from ssql_mm.quantization import OBSERVERS
+from ssql_mm.quantization.ptq import PTQ_METHODS
 
 
 def parse_args() -> argparse.Namespace:
@@ -95,6 +65,10 @@ def parse_args() -> argparse.Namespace:
                         help='calibration observer: '
                         f"{', '.join(OBSERVERS)}, with arguments as "
                         "'percentile:percentile=99.9' (default: %(default)s)")
+    parser.add_argument('--ptq', type=ptq_arg,
+                        help='reconstruct after calibration: '
+                        f"{', '.join(PTQ_METHODS)}, with arguments as "
+                        "'brecq:iters=200' (default: none)")
     parser.add_argument('--placement', choices=PLACEMENTS,
                         help='quantizer placement around residual additions '
                         "(default: each checkpoint's training placement, "
@@ -124,7 +98,7 @@ def main() -> None:
         knn=args.knn or both, linear=args.linear or both, knn_k=args.k,
         knn_temperature=args.temperature, linear_epochs=args.linear_epochs,
         linear_lr=args.linear_lr, calib_batches=args.calib_batches,
-        observer=args.observer,
+        observer=args.observer, ptq=args.ptq,
         batch_size=args.batch_size, train_per_class=args.train_per_class,
         img_size=args.img_size, seed=args.seed, placement=args.placement,
         device=args.device)

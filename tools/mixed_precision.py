@@ -15,6 +15,7 @@ import argparse
 import torch
 from mmengine.logging import MMLogger
 
+from ssql_mm.arguments import positive_int
 from ssql_mm.checkpoint import check_writable, report_errors
 from ssql_mm.evaluation import load_split
 from ssql_mm.evaluation.mixed_precision import (SearchOptions,
@@ -32,17 +33,6 @@ def bits_list(text: str) -> tuple:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f'expected comma-separated integers, got {text!r}')
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
-    return value
 
 
 def parse_args() -> argparse.Namespace:

@@ -13,6 +13,7 @@ from ssql_mm.models.bit_setting import BitSetting, parse_bit_settings
 from ssql_mm.models.pretrained import (CalibrationOptions, PretrainedBackbone,
                                        load_pretrained)
 from ssql_mm.quantization import observer_config
+from ssql_mm.quantization.ptq import ptq_config
 from .features import extract_features
 from .image_folder import ImageFolderSplit, find_images, load_split
 from .knn import knn_top1
@@ -42,6 +43,11 @@ class SweepConfig:
         observer (str): Calibration observer, ``'NAME'`` or
             ``'NAME:KEY=VALUE,...'`` (``minmax``, ``ema``, ``percentile``,
             ``mse``, ``kl``). Defaults to 'minmax'.
+        ptq (str, optional): Post-training quantization run after the
+            ranges are found, on the same calibration batches:
+            ``'adaround'``, ``'brecq'``, ``'qdrop'``, with arguments as
+            ``'brecq:iters=200'`` (see ``ssql_mm.quantization.ptq``).
+            Defaults to None (ranges only).
         batch_size (int): Batch size of calibration and extraction.
             Defaults to 256.
         train_per_class (int, optional): Use the first N training images
@@ -68,6 +74,7 @@ class SweepConfig:
     linear_lr: float = 0.1
     calib_batches: int = 10
     observer: str = 'minmax'
+    ptq: Optional[str] = None
     batch_size: int = 256
     train_per_class: Optional[int] = None
     img_size: Optional[int] = None
@@ -147,7 +154,7 @@ def _evaluate(backbone: PretrainedBackbone, setting: BitSetting,
               test: ImageFolderSplit, cfg: SweepConfig, device: torch.device,
               progress: ProgressBar) -> Dict[str, float]:
     calibration = CalibrationOptions(cfg.calib_batches, cfg.batch_size,
-                                     cfg.seed, cfg.observer)
+                                     cfg.seed, cfg.observer, cfg.ptq)
     model = backbone.at_setting(setting, calib_images, calibration,
                                 cfg.placement, device)
     step = progress.update
@@ -180,8 +187,9 @@ def run_bit_sweep(checkpoints: Sequence[str],
 
     Everything that can be checked quickly (bit settings, checkpoints,
     image folders) is checked before any feature is extracted. For each
-    checkpoint and setting the backbone is rebuilt quantized, calibrated
-    on training images (float, eval mode, ``cfg.observer``, then frozen),
+    checkpoint and setting the backbone is rebuilt quantized from the
+    checkpoint's weights, calibrated on training images (float, eval mode,
+    ``cfg.observer``, then frozen; then ``cfg.ptq`` when set),
     and the frozen features of both splits are extracted once; kNN and the
     linear probe both use those cached features.
 
@@ -203,6 +211,8 @@ def run_bit_sweep(checkpoints: Sequence[str],
     if not (cfg.knn or cfg.linear):
         raise ValueError('Nothing to report: enable kNN and/or linear probe.')
     observer_config(cfg.observer)
+    if cfg.ptq is not None:
+        ptq_config(cfg.ptq)
     if cfg.placement is not None:
         check_placement(cfg.placement)
     if not checkpoints:
