@@ -49,13 +49,15 @@ def main() -> None:
             paths, data, ZOO_PROTOCOL['bits'],
             SweepConfig(knn=True, linear=False,
                         train_per_class=args.train_per_class))
-    names = [n.split('_resnet')[0] for n in MODELS]
-    result.knn = {new: result.knn[old]
-                  for old, new in zip(result.checkpoints, names)}
-    result.checkpoints = names
-    print('\n' + format_table(result))
-    for path in write_report(result, args.out, stem='compare_zoo'):
-        logger.info(f'wrote {path}')
+        names = [n.split('_resnet')[0] for n in MODELS]
+        result.knn = {new: result.knn[old]
+                      for old, new in zip(result.checkpoints, names)}
+        result.checkpoints = names
+        # the files first: a reader that stops early (| head) ends the tool
+        paths = write_report(result, args.out, stem='compare_zoo')
+        print('\n' + format_table(result))
+        for path in paths:
+            logger.info(f'wrote {path}')
 
 
 if __name__ == '__main__':

@@ -46,9 +46,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         report = export_backbone_file(
             resolve_checkpoint(args.src), args.dst, args.format, args.prefix, depth=args.depth,
             strict=not args.allow_unmapped, trusted=args.trust_checkpoint)
-    print(report.summary())
-    print(f'Wrote {len(report.mapped)} backbone tensors to {args.dst} '
-          f'({args.format} layout).')
+        print(report.summary())
+        print(f'Wrote {len(report.mapped)} backbone tensors to {args.dst} '
+              f'({args.format} layout).')
 
 
 if __name__ == '__main__':

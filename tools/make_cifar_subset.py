@@ -5,6 +5,7 @@ Example:
 """
 import argparse
 
+from ssql_mm.checkpoint import report_errors
 from ssql_mm.datasets import make_cifar10_subset
 
 
@@ -18,7 +19,8 @@ def main() -> None:
     written = make_cifar10_subset(
         args.archive_dir, args.out_dir,
         dict(train=args.train_per_class, test=args.test_per_class))
-    print(f'wrote {written} images under {args.out_dir}')
+    with report_errors('make_cifar_subset'):
+        print(f'wrote {written} images under {args.out_dir}')
 
 
 if __name__ == '__main__':

@@ -113,8 +113,8 @@ def main() -> None:
         result = search_bits(args.checkpoint, args.budget, images, options,
                              args.config)
         save_bit_setting(result.setting, args.out, result.info())
-    print(format_search(result))
-    print(f'wrote {args.out}')
+        print(format_search(result))
+        print(f'wrote {args.out}')
 
 
 if __name__ == '__main__':

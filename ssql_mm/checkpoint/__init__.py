@@ -8,9 +8,10 @@ MMEngine by itself: ``ssql_mm.compat`` routes MMEngine's loading through
 """
 from .download import (cache_dir, cache_path, fetch_file, fetch_to_cache,
                        sha256sum, url_file_name)
-from .errors import (CheckpointError, CheckpointMismatchError,
-                     CheckpointNotFoundError, CheckpointWriteError,
-                     ChecksumError, CorruptCheckpointError, DownloadError,
+from .errors import (CLOSED_STDOUT_STATUS, CheckpointError,
+                     CheckpointMismatchError, CheckpointNotFoundError,
+                     CheckpointWriteError, ChecksumError,
+                     CorruptCheckpointError, DownloadError,
                      DownloadTimeoutError, PretrainedMismatchError,
                      UnsafeCheckpointError, UnsafePathError, report_errors)
 from .export import BACKBONE_FORMATS, export_backbone, export_backbone_file
@@ -30,8 +31,9 @@ from .state_dict import (is_range_key, select_prefix, top_level_prefixes,
                          unwrap_state_dict)
 
 __all__ = [
-    'BACKBONE_FORMATS', 'CheckpointError', 'CheckpointMismatchError',
-    'CheckpointNotFoundError', 'CheckpointWriteError', 'ChecksumError',
+    'BACKBONE_FORMATS', 'CLOSED_STDOUT_STATUS', 'CheckpointError',
+    'CheckpointMismatchError', 'CheckpointNotFoundError',
+    'CheckpointWriteError', 'ChecksumError',
     'ConversionReport', 'CorruptCheckpointError', 'DownloadError',
     'DownloadTimeoutError', 'PretrainedMismatchError', 'RESNET_LAYOUTS',
     'UnsafeCheckpointError', 'UnsafePathError', 'atomic_write',

@@ -3,6 +3,8 @@
 Every message is one line that names the file and the fix, so tools print it
 as it is (:func:`report_errors`) instead of a traceback.
 """
+import os
+import select
 import sys
 from contextlib import contextmanager
 from typing import Iterator, Tuple, Type
@@ -11,8 +13,13 @@ __all__ = [
     'CheckpointError', 'CheckpointNotFoundError', 'CorruptCheckpointError',
     'UnsafeCheckpointError', 'CheckpointMismatchError',
     'PretrainedMismatchError', 'CheckpointWriteError', 'UnsafePathError',
-    'DownloadError', 'ChecksumError', 'DownloadTimeoutError', 'report_errors'
+    'DownloadError', 'ChecksumError', 'DownloadTimeoutError',
+    'report_errors', 'CLOSED_STDOUT_STATUS'
 ]
+
+# The status of a command killed by SIGPIPE (128 + 13), as the shell reports
+# ``seq 100000 | head -1``.
+CLOSED_STDOUT_STATUS = 141
 
 
 class CheckpointError(RuntimeError):
@@ -86,11 +93,35 @@ class DownloadTimeoutError(DownloadError):
     """A transfer did not finish within its overall deadline."""
 
 
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe or socket nobody reads any more.
+
+    Tells a reader that went away (``| head -1``) apart from a broken pipe
+    elsewhere (a socket, a worker), which stays an error.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if not hasattr(select, 'poll'):  # Windows: no way to ask
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP)
+               for _, events in poller.poll(0))
+
+
 @contextmanager
 def report_errors(prog: str,
                   extra: Tuple[Type[BaseException], ...] = ()
                   ) -> Iterator[None]:
     """Turn known errors into one ``prog: error: message`` line and exit 1.
+
+    A reader that closes standard output early (``tool | head -1``) ends the
+    tool quietly with status :data:`CLOSED_STDOUT_STATUS` (141, as a command
+    killed by SIGPIPE), without a traceback; the rest of its output is
+    discarded. Standard output is flushed when the block ends, so the tool's
+    output must be printed inside the block.
 
     Args:
         prog (str): Tool name printed before the message.
@@ -100,6 +131,15 @@ def report_errors(prog: str,
     """
     try:
         yield
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        # Python flushes stdout again at exit: let that go to /dev/null
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise SystemExit(CLOSED_STDOUT_STATUS) from None
     except (CheckpointError, ) + tuple(extra) as err:
         # str(KeyError('x')) is "'x'": report the message, not its repr
         text = err.args[0] if isinstance(err, KeyError) and err.args else err

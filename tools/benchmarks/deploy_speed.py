@@ -41,6 +41,7 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
 import ssql_mm.models  # noqa: F401  (registers the quantized backbones)
+from ssql_mm.checkpoint import report_errors
 from ssql_mm.deploy import (FeatureModel, OnnxRunner, export_qdq_model,
                             optimized_op_counts)
 from ssql_mm.quantization import apply_overrides, calibrate
@@ -207,9 +208,10 @@ def main() -> None:
     results = dict(cpu=cpu_name(), threads=args.threads,
                    torch=torch.__version__, onnxruntime=ort.__version__,
                    repeats=args.repeats, cases={})
-    print(f'CPU: {results["cpu"]}; threads {args.threads}; torch '
-          f'{torch.__version__}; onnxruntime {ort.__version__}; '
-          f'{args.repeats} rounds')
+    with report_errors('deploy_speed'):
+        print(f'CPU: {results["cpu"]}; threads {args.threads}; torch '
+              f'{torch.__version__}; onnxruntime {ort.__version__}; '
+              f'{args.repeats} rounds')
     header = ('| case | batch | ' + ' | '.join(f'{r} ms' for r in RUNTIMES) +
               ' | ' + ' | '.join(f'ort-fp32 / {r}' for r in INT8) + ' |')
     rows = [header, '|' + '---|' * (header.count('|') - 1)]
@@ -239,22 +241,25 @@ def main() -> None:
                         f'{s["median"]:.2f}x ({s["p10"]:.2f}-{s["p90"]:.2f})'
                         for s in speedup.values()) + ' |')
             results['cases'][case] = entry
-    print('\n'.join(rows))
-    print('\n| case | fp32 MiB | int8-integer MiB | fp32 / int8 size | '
-          'integer / float convs, QLinearAdd / Add: ' + ', '.join(INT8) + ' |')
-    print('|---|---|---|---|---|')
-    for case, entry in results['cases'].items():
-        mib = {n: b / 2**20 for n, b in entry['file_bytes'].items()}
-        ops = entry['ops']
-        print(f'| {case} | {mib["ort-fp32"]:.2f} | '
-              f'{mib["int8-integer"]:.2f} | {entry["size_ratio"]:.2f}x | ' +
-              '; '.join(f'{ops[n]["QLinearConv"]} / {float_convs(ops[n])}, '
-                        f'{ops[n]["QLinearAdd"]} / {ops[n]["Add"]}'
-                        for n in INT8) + ' |')
-    if args.out:
+    if args.out:  # first: a reader that stops early (| head) ends the tool
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=2)
+    with report_errors('deploy_speed'):
+        print('\n'.join(rows))
+        print('\n| case | fp32 MiB | int8-integer MiB | fp32 / int8 size | '
+              'integer / float convs, QLinearAdd / Add: ' + ', '.join(INT8) +
+              ' |')
+        print('|---|---|---|---|---|')
+        for case, entry in results['cases'].items():
+            mib = {n: b / 2**20 for n, b in entry['file_bytes'].items()}
+            ops = entry['ops']
+            print(f'| {case} | {mib["ort-fp32"]:.2f} | '
+                  f'{mib["int8-integer"]:.2f} | {entry["size_ratio"]:.2f}x | '
+                  + '; '.join(f'{ops[n]["QLinearConv"]} / '
+                              f'{float_convs(ops[n])}, '
+                              f'{ops[n]["QLinearAdd"]} / {ops[n]["Add"]}'
+                              for n in INT8) + ' |')
 
 
 if __name__ == '__main__':

@@ -35,6 +35,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from repro_cifar10 import run_streams, sweep_data
 
+from ssql_mm.checkpoint import report_errors
 from ssql_mm.models.backbones import DEFAULT_PLACEMENT, PLACEMENTS
 from ssql_mm.models.bit_setting import parse_bit_setting
 
@@ -279,7 +280,8 @@ def main() -> None:
         for _, _, log, _ in jobs:
             os.makedirs(osp.dirname(log), exist_ok=True)
         run_streams([s for s in streams if s], args.threads)
-    print(summarize(args, collect(args)))
+    with report_errors('ptq_compare'):
+        print(summarize(args, collect(args)))
 
 
 if __name__ == '__main__':

@@ -32,6 +32,7 @@ import threading
 import time
 from typing import Dict, List, Sequence, Tuple
 
+from ssql_mm.checkpoint import report_errors
 from ssql_mm.models.backbones import PLACEMENTS
 
 CONFIGS = {
@@ -424,11 +425,12 @@ def main() -> None:
     if args.stage == 'train':
         return
     results = stage_sweep(args, dict(checkpoints, **args.extra))
-    for placement, placement_results in results.items():
-        print('\n' + summarize(args, placement_results, placement))
-    print(f'\n[repro] done in {(time.time() - start) / 60:.1f} min; '
-          f'tables in {args.work}/summary*.md, plots in '
-          f'{args.work}/summary*.png')
+    with report_errors('repro'):
+        for placement, placement_results in results.items():
+            print('\n' + summarize(args, placement_results, placement))
+        print(f'\n[repro] done in {(time.time() - start) / 60:.1f} min; '
+              f'tables in {args.work}/summary*.md, plots in '
+              f'{args.work}/summary*.png')
 
 
 if __name__ == '__main__':

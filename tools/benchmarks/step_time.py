@@ -24,6 +24,7 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
 import ssql_mm  # noqa: F401  (registers the SSQL algorithms)
+from ssql_mm.checkpoint import report_errors
 from ssql_mm.models.backbones import PLACEMENTS
 from ssql_mm.quantization import set_bits
 
@@ -151,23 +152,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(args.threads)
     bits = 'bits drawn per step' if args.random_bits else (
         f'{args.w_bits}w{args.a_bits}a')
-    print(f'CIFAR ResNet-18, batch {args.batch_size}, {args.size}x{args.size}, '
-          f'{args.threads} threads, {bits}, median of {args.steps} steps')
-    print(f"{'pair':<8} {'placement':<10} {'baseline':>10} {'SSQL':>10} "
-          f"{'SSQL/baseline':>14}")
-    for pair in args.pairs:
-        for placement in args.placements:
-            baseline, ssql = measure(pair, args.batch_size, args.size,
-                                     args.steps, args.warmup,
-                                     (args.w_bits, args.a_bits), placement,
-                                     args.random_bits)
-            print(f'{pair:<8} {placement:<10} {baseline:>9.3f}s '
-                  f'{ssql:>9.3f}s {ssql / baseline:>13.2f}x')
-    if args.profile:
-        for placement in args.placements:
-            print(f'\nSSQL-SimSiam step, placement {placement}:')
-            print(profile_ssql(placement, args.batch_size, args.size,
-                               (args.w_bits, args.a_bits)))
+    with report_errors('step_time'):
+        print(f'CIFAR ResNet-18, batch {args.batch_size}, '
+              f'{args.size}x{args.size}, {args.threads} threads, {bits}, '
+              f'median of {args.steps} steps')
+        print(f"{'pair':<8} {'placement':<10} {'baseline':>10} {'SSQL':>10} "
+              f"{'SSQL/baseline':>14}")
+        for pair in args.pairs:
+            for placement in args.placements:
+                baseline, ssql = measure(pair, args.batch_size, args.size,
+                                         args.steps, args.warmup,
+                                         (args.w_bits, args.a_bits),
+                                         placement, args.random_bits)
+                print(f'{pair:<8} {placement:<10} {baseline:>9.3f}s '
+                      f'{ssql:>9.3f}s {ssql / baseline:>13.2f}x')
+        if args.profile:
+            for placement in args.placements:
+                print(f'\nSSQL-SimSiam step, placement {placement}:')
+                print(profile_ssql(placement, args.batch_size, args.size,
+                                   (args.w_bits, args.a_bits)))
 
 
 if __name__ == '__main__':

@@ -60,9 +60,11 @@ def main() -> None:
             cfg_options=args.cfg_options,
             arch_from_checkpoint=args.arch_from_checkpoint,
             pretrain_config=args.pretrain_config)
-    print('\n' + format_table(result))
-    for path in write_report(result, args.work_dir, stem='transfer'):
-        logger.info(f'wrote {path}')
+        # the files first: a reader that stops early (| head) ends the tool
+        paths = write_report(result, args.work_dir, stem='transfer')
+        print('\n' + format_table(result))
+        for path in paths:
+            logger.info(f'wrote {path}')
 
 
 if __name__ == '__main__':

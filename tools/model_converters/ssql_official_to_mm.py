@@ -33,7 +33,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.src, args.dst, backbone_only=args.backbone_only,
             depth=args.depth, neck_last_bias=args.neck_last_bias,
             strict=not args.allow_unmapped, trusted=args.trust_checkpoint)
-    print(report.summary())
+        print(report.summary())
     return 0
 
 
