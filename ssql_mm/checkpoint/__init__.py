@@ -19,9 +19,9 @@ from .from_official import convert_official_file, convert_official_ssql
 from .io import (atomic_write, atomic_write_bytes, check_writable,
                  checkpoint_bytes, read_last_checkpoint,
                  remove_stale_partials, write_checkpoint)
-from .pretrained_fit import (check_backbone_state, check_finite_weights,
-                             check_resume_checkpoint, load_pretrained_state,
-                             pretrained_init_cfg)
+from .pretrained_fit import (check_backbone_state, check_finite_state,
+                             check_finite_weights, check_resume_checkpoint,
+                             load_pretrained_state, pretrained_init_cfg)
 from .report import ConversionReport
 from .resnet import (RESNET_LAYOUTS, check_resnet_depth, find_resnet_depth,
                      infer_resnet_depth)
@@ -38,8 +38,9 @@ __all__ = [
     'DownloadTimeoutError', 'PretrainedMismatchError', 'RESNET_LAYOUTS',
     'UnsafeCheckpointError', 'UnsafePathError', 'atomic_write',
     'atomic_write_bytes', 'cache_dir', 'cache_path', 'check_backbone_state',
-    'check_finite_weights', 'check_resume_checkpoint', 'check_writable',
-    'check_resnet_depth', 'check_structure', 'checkpoint_bytes',
+    'check_finite_state', 'check_finite_weights', 'check_resume_checkpoint',
+    'check_writable', 'check_resnet_depth', 'check_structure',
+    'checkpoint_bytes',
     'convert_official_file', 'convert_official_ssql', 'export_backbone',
     'export_backbone_file', 'fetch_file', 'fetch_to_cache',
     'find_resnet_depth', 'infer_resnet_depth', 'is_range_key',

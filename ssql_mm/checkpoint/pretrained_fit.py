@@ -26,7 +26,7 @@ from .state_dict import (is_range_key, select_prefix, top_level_prefixes,
 
 __all__ = [
     'pretrained_init_cfg', 'load_pretrained_state', 'check_backbone_state',
-    'check_resume_checkpoint', 'check_finite_weights'
+    'check_resume_checkpoint', 'check_finite_weights', 'check_finite_state'
 ]
 
 
@@ -225,11 +225,29 @@ def check_finite_weights(path: str, prefix: Optional[str] = 'backbone.'
             ``'backbone.'``; None checks every key.
 
     Raises:
-        CorruptCheckpointError: A floating-point tensor is not finite; the
-            message names it and counts the NaN and infinite values.
+        CorruptCheckpointError: See :func:`check_finite_state`.
     """
     state = select_prefix(unwrap_state_dict(read_checkpoint(path),
                                             f"'{path}'"), prefix, f"'{path}'")
+    check_finite_state(state, path, prefix or '')
+
+
+def check_finite_state(state: Dict[str, Any], path: str,
+                       prefix: str = '') -> None:
+    """Raise if the floating-point tensors of a checkpoint's state dict hold
+    NaN or infinite values.
+
+    Args:
+        state (dict): The state dict, or the part of it that is used.
+        path (str): The checkpoint it comes from, for the message.
+        prefix (str): The prefix stripped from the keys of ``state``, put
+            back in the message (``'backbone.'``). Defaults to ''.
+
+    Raises:
+        CorruptCheckpointError: A tensor is not finite; the one-line message
+            names the file and the first such tensor, counts its NaN and
+            infinite values, and names the fix.
+    """
     bad = [(key, int(torch.isnan(value).sum()), int(torch.isinf(value).sum()))
            for key, value in state.items()
            if isinstance(value, Tensor) and value.is_floating_point()
@@ -238,7 +256,7 @@ def check_finite_weights(path: str, prefix: Optional[str] = 'backbone.'
         key, nans, infs = bad[0]
         raise CorruptCheckpointError(
             f"Checkpoint '{path}' holds weights that are not finite: "
-            f'{len(bad)} tensor(s), e.g. {prefix or ""}{key} ({nans} NaN, '
+            f'{len(bad)} tensor(s), e.g. {prefix}{key} ({nans} NaN, '
             f'{infs} inf). Its features and an exported model would not be '
             'finite either; the run diverged or the file was altered. Use '
             'an earlier checkpoint (epoch_*.pth from before the loss '
