@@ -17,8 +17,9 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ssql_mm.checkpoint import (CheckpointError, CheckpointMismatchError,
-                                check_backbone_state, read_checkpoint,
-                                select_prefix, unwrap_state_dict)
+                                check_backbone_state, check_finite_state,
+                                read_checkpoint, select_prefix,
+                                unwrap_state_dict)
 from ssql_mm.datasets import CIFAR10_MEAN, CIFAR10_STD, normalized_batches
 from ssql_mm.quantization import calibrate
 from .backbones import DEFAULT_PLACEMENT, check_placement, quant_twin
@@ -265,6 +266,9 @@ def load_pretrained(path: str,
 
     Returns:
         PretrainedBackbone: The backbone description.
+
+    Raises:
+        CorruptCheckpointError: A backbone weight is NaN or infinite.
     """
     ckpt = read_checkpoint(path)
     try:
@@ -275,6 +279,7 @@ def load_pretrained(path: str,
     except CheckpointMismatchError as err:
         raise CheckpointMismatchError(
             f'Checkpoint {path} has no backbone weights: {err}') from None
+    check_finite_state(weights, path, PREFIX)  # NaN in, NaN features out
     cfg = _config_of(ckpt, path, config)
     model_cfg = cfg.get('model', {})
     backbone_cfg = model_cfg.get('backbone') if model_cfg else None
