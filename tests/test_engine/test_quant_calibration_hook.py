@@ -5,7 +5,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmpretrain.models import ImageClassifier
-from torch.utils.data import DataLoader
 
 from ssql_mm.engine.hooks import QuantCalibrationHook
 from ssql_mm.models.backbones import QuantResNet_CIFAR
@@ -83,24 +82,14 @@ def test_calibration_is_float_and_keeps_bn_statistics():
     assert torch.equal(seen['layer1.0.conv1'][1], stem_out.max())
 
 
-def test_hook_calibrates_on_the_chosen_loader_and_skips_when_frozen():
-    model = ImageClassifier(
-        backbone=dict(type='QuantResNet_CIFAR', depth=18, stem_channels=4,
-                      base_channels=4, w_bits=4, a_bits=4),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=32))
-    gen = torch.Generator().manual_seed(0)
-
-    def batch(scale):
-        images = (torch.rand(2, 3, 16, 16, generator=gen) * 255 * scale)
-        return dict(inputs=list(images.to(torch.uint8)), data_samples=None)
-
-    def loader(batches):
-        return DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
-
+def test_hook_calibrates_on_the_chosen_loader_and_skips_when_frozen(
+        make_classifier, make_loader):
+    model = make_classifier()
+    # validation images span a wider range than the training ones
     runner = SimpleNamespace(
-        model=model, train_dataloader=loader([batch(0.5) for _ in range(3)]),
-        val_dataloader=loader([batch(1.0)]))
+        model=model,
+        train_dataloader=make_loader(seed=0, batches=3, images=2, scale=0.5),
+        val_dataloader=make_loader(seed=1, batches=1, images=2))
     seen, handles = _record_input_ranges(model)
     QuantCalibrationHook(num_batches=2).before_train(runner)
     ranges = _ranges(model)
@@ -117,28 +106,24 @@ def test_hook_calibrates_on_the_chosen_loader_and_skips_when_frozen():
                for k, v in ranges.items())
 
 
-def _runner(model, scale=1.0):
-    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(
-        3)) * 255 * scale
-    batch = dict(inputs=list(images.to(torch.uint8)), data_samples=None)
-    loader = DataLoader([batch], batch_size=None, collate_fn=lambda b: b)
-    return SimpleNamespace(model=model, train_dataloader=loader,
-                           test_dataloader=loader)
+@pytest.fixture
+def make_runner(make_loader):
+    """Factory: a runner whose train and test loader is one batch of two
+    images, values up to ``255 * scale``."""
+
+    def make(model, scale=1.0):
+        loader = make_loader(seed=3, batches=1, images=2, scale=scale)
+        return SimpleNamespace(model=model, train_dataloader=loader,
+                               test_dataloader=loader)
+
+    return make
 
 
-def _classifier(w_bits, a_bits):
-    torch.manual_seed(0)
-    return ImageClassifier(
-        backbone=dict(type='QuantResNet_CIFAR', depth=18, stem_channels=4,
-                      base_channels=4, w_bits=w_bits, a_bits=a_bits),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=32))
-
-
-def test_hook_measures_nothing_for_a_float_model():
-    model = _classifier(0, 0)
+def test_hook_measures_nothing_for_a_float_model(make_classifier,
+                                                 make_runner):
+    model = make_classifier(0, 0)
     seen, handles = _record_input_ranges(model)
-    runner = _runner(model)
+    runner = make_runner(model)
     QuantCalibrationHook().before_train(runner)
     QuantCalibrationHook(dataloader='test').before_test(runner)
     for h in handles:
@@ -151,12 +136,13 @@ def test_hook_measures_nothing_for_a_float_model():
     assert not [k for k in model.state_dict() if k.endswith('min_val')]
 
 
-def test_hook_measures_a_float_checkpoint_tested_at_bits():
-    float_state = _classifier(0, 0).state_dict()
-    model = _classifier(4, 4)
+def test_hook_measures_a_float_checkpoint_tested_at_bits(make_classifier,
+                                                         make_runner):
+    float_state = make_classifier(0, 0).state_dict()
+    model = make_classifier(4, 4)
     model.load_state_dict(float_state, strict=True)
     seen, handles = _record_input_ranges(model)
-    QuantCalibrationHook(dataloader='test').before_test(_runner(model))
+    QuantCalibrationHook(dataloader='test').before_test(make_runner(model))
     for h in handles:
         h.remove()
     ranges = _ranges(model)
@@ -167,14 +153,16 @@ def test_hook_measures_a_float_checkpoint_tested_at_bits():
     assert all(l.input_quant.frozen for _, l in quant_layers(model))
 
 
-def test_hook_keeps_ranges_restored_from_a_quantized_checkpoint():
-    trained = _classifier(4, 4)
-    QuantCalibrationHook(dataloader='test').before_test(_runner(trained))
-    model = _classifier(4, 4)
+def test_hook_keeps_ranges_restored_from_a_quantized_checkpoint(
+        make_classifier, make_runner):
+    trained = make_classifier(4, 4)
+    QuantCalibrationHook(dataloader='test').before_test(make_runner(trained))
+    model = make_classifier(4, 4)
     model.load_state_dict(trained.state_dict(), strict=True)
     seen, handles = _record_input_ranges(model)
     # Other images: a recalibration would record other ranges.
-    QuantCalibrationHook(dataloader='test').before_test(_runner(model, 0.5))
+    QuantCalibrationHook(dataloader='test').before_test(
+        make_runner(model, 0.5))
     for h in handles:
         h.remove()
     assert not seen

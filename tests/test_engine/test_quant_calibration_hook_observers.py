@@ -3,29 +3,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmpretrain.models import ImageClassifier
-from torch.utils.data import DataLoader
 
 from ssql_mm.engine.hooks import QuantCalibrationHook
 from ssql_mm.quantization import (MinMaxObserver, MSEObserver,
                                   PercentileObserver, quant_layers)
-
-
-def _classifier(w_bits=4, a_bits=4):
-    torch.manual_seed(0)
-    return ImageClassifier(
-        backbone=dict(type='QuantResNet_CIFAR', depth=18, stem_channels=4,
-                      base_channels=4, w_bits=w_bits, a_bits=a_bits),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=32))
-
-
-def _loader(seed=0, batches=2):
-    gen = torch.Generator().manual_seed(seed)
-    data = [dict(inputs=list((torch.rand(4, 3, 16, 16, generator=gen) * 255
-                              ).to(torch.uint8)), data_samples=None)
-            for _ in range(batches)]
-    return DataLoader(data, batch_size=None, collate_fn=lambda b: b)
 
 
 def _observers(model):
@@ -33,12 +14,13 @@ def _observers(model):
             for name, layer in quant_layers(model.backbone)}
 
 
-def test_hook_calibrates_with_the_chosen_observer():
-    minmax_model, model = _classifier(), _classifier()
+def test_hook_calibrates_with_the_chosen_observer(make_classifier,
+                                                  make_loader):
+    minmax_model, model = make_classifier(), make_classifier()
     QuantCalibrationHook().before_test(
-        SimpleNamespace(model=minmax_model, train_dataloader=_loader()))
+        SimpleNamespace(model=minmax_model, train_dataloader=make_loader()))
     QuantCalibrationHook(observer='percentile:percentile=90').before_test(
-        SimpleNamespace(model=model, train_dataloader=_loader()))
+        SimpleNamespace(model=model, train_dataloader=make_loader()))
     clipped = _observers(model)
     exact = _observers(minmax_model)
     assert all(isinstance(o, PercentileObserver) for o in clipped.values())
@@ -50,17 +32,18 @@ def test_hook_calibrates_with_the_chosen_observer():
                for _, layer in quant_layers(model.backbone))
 
 
-def test_restored_ranges_stay_and_mse_weight_ranges_apply():
-    trained = _classifier()
+def test_restored_ranges_stay_and_mse_weight_ranges_apply(make_classifier,
+                                                          make_loader):
+    trained = make_classifier()
     QuantCalibrationHook(observer='mse').before_test(
-        SimpleNamespace(model=trained, train_dataloader=_loader()))
-    model = _classifier()
+        SimpleNamespace(model=trained, train_dataloader=make_loader()))
+    model = make_classifier()
     model.load_state_dict(trained.state_dict(), strict=True)
     layers = dict(quant_layers(model.backbone))
     assert all(l.weight_quant.clip is None for l in layers.values())
     ranges = {n: float(l.input_quant.observer.max_val) for n, l in layers.items()}
     QuantCalibrationHook(observer='mse').before_test(
-        SimpleNamespace(model=model, train_dataloader=_loader(seed=1)))
+        SimpleNamespace(model=model, train_dataloader=make_loader(seed=1)))
     assert all(l.weight_quant.clip is not None for l in layers.values())
     assert ranges == {n: float(l.input_quant.observer.max_val)
                       for n, l in layers.items()}
@@ -70,15 +53,15 @@ def test_restored_ranges_stay_and_mse_weight_ranges_apply():
         assert torch.equal(trained.extract_feat(x)[0], model.extract_feat(x)[0])
 
 
-def test_hook_builds_its_own_dataloader_once():
+def test_hook_builds_its_own_dataloader_once(make_classifier, make_loader):
     calls = []
 
     def build_dataloader(cfg, seed=None):
         calls.append((cfg, seed))
-        return _loader()
+        return make_loader()
 
     cfg = dict(batch_size=4, dataset=dict(type='Stub'))
-    runner = SimpleNamespace(model=_classifier(), seed=7,
+    runner = SimpleNamespace(model=make_classifier(), seed=7,
                              build_dataloader=build_dataloader,
                              train_dataloader=None)
     hook = QuantCalibrationHook(num_batches=1, dataloader=cfg, observer='mse')
@@ -87,7 +70,7 @@ def test_hook_builds_its_own_dataloader_once():
     observers = _observers(runner.model)
     assert all(isinstance(o, MSEObserver) and o.has_data
                for o in observers.values())
-    runner.model = _classifier()
+    runner.model = make_classifier()
     hook.before_test(runner)
     assert len(calls) == 1
 
@@ -99,20 +82,20 @@ def test_hook_rejects_unknown_observers_at_construction():
         QuantCalibrationHook(dataloader=['train'])
 
 
-def test_calib_loader_comes_from_the_config():
+def test_calib_loader_comes_from_the_config(make_classifier, make_loader):
     built = []
 
     def build_dataloader(cfg, seed=None):
         built.append(cfg)
-        return _loader()
+        return make_loader()
 
     calib = dict(batch_size=4, dataset=dict(type='Stub'))
-    runner = SimpleNamespace(model=_classifier(), seed=0,
+    runner = SimpleNamespace(model=make_classifier(), seed=0,
                              cfg=dict(calib_dataloader=calib),
                              build_dataloader=build_dataloader)
     QuantCalibrationHook(num_batches=1, dataloader='calib').before_test(runner)
     assert built == [calib]
-    runner = SimpleNamespace(model=_classifier(), seed=0, cfg=dict(),
+    runner = SimpleNamespace(model=make_classifier(), seed=0, cfg=dict(),
                              build_dataloader=build_dataloader)
     with pytest.raises(KeyError, match='calib_dataloader'):
         QuantCalibrationHook(dataloader='calib').before_test(runner)

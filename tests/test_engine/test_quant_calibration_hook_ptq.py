@@ -3,30 +3,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmpretrain.models import ImageClassifier
-from torch.utils.data import DataLoader
 
 from ssql_mm.engine.hooks import QuantCalibrationHook
 from ssql_mm.quantization import quant_layers
 
 PTQ = 'brecq:iters=4,images=8,batch_size=4'
-
-
-def _classifier(w_bits=4, a_bits=4, seed=0):
-    torch.manual_seed(seed)
-    return ImageClassifier(
-        backbone=dict(type='QuantResNet_CIFAR', depth=18, stem_channels=4,
-                      base_channels=4, w_bits=w_bits, a_bits=a_bits),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=3, in_channels=32))
-
-
-def _loader(seed=0, batches=2):
-    gen = torch.Generator().manual_seed(seed)
-    data = [dict(inputs=list((torch.rand(4, 3, 16, 16, generator=gen) * 255
-                              ).to(torch.uint8)), data_samples=None)
-            for _ in range(batches)]
-    return DataLoader(data, batch_size=None, collate_fn=lambda b: b)
 
 
 def _features(model, x):
@@ -43,37 +24,43 @@ def _images():
     return torch.rand(2, 3, 16, 16, generator=gen) * 255
 
 
-def test_hook_reconstructs_bakes_and_keeps_a_restored_result():
-    model = _classifier()
+def test_hook_reconstructs_bakes_and_keeps_a_restored_result(make_classifier,
+                                                            make_loader):
+    model = make_classifier()
     before = {n: l.weight.detach().clone()
               for n, l in quant_layers(model.backbone)}
     hook = QuantCalibrationHook(num_batches=2, ptq=PTQ)
-    hook.before_test(SimpleNamespace(model=model, train_dataloader=_loader()))
+    hook.before_test(SimpleNamespace(model=model,
+                                     train_dataloader=make_loader()))
     layers = dict(quant_layers(model.backbone))
     assert all(l.weight_quant.frozen for l in layers.values())
     assert any(not torch.equal(before[n], l.weight) for n, l in layers.items())
     x = _images()
     baked = _features(model, x)
     # a second stage keeps the result instead of reconstructing again
-    hook.before_val(SimpleNamespace(model=model, train_dataloader=_loader(1)))
+    hook.before_val(SimpleNamespace(model=model,
+                                    train_dataloader=make_loader(1)))
     assert torch.equal(_features(model, x), baked)
     # the result is restored from a checkpoint and kept by the hook
-    restored = _classifier(seed=1)
+    restored = make_classifier(seed=1)
     restored.load_state_dict(model.state_dict(), strict=True)
     QuantCalibrationHook(num_batches=2, ptq=PTQ).before_test(
-        SimpleNamespace(model=restored, train_dataloader=_loader(2)))
+        SimpleNamespace(model=restored, train_dataloader=make_loader(2)))
     assert torch.equal(_features(restored, x), baked)
 
 
-def test_hook_refuses_ptq_before_quantized_training():
+def test_hook_refuses_ptq_before_quantized_training(make_classifier,
+                                                   make_loader):
     hook = QuantCalibrationHook(num_batches=2, ptq='adaround')
     with pytest.raises(ValueError, match='use it in a test config') as err:
         hook.before_train(
-            SimpleNamespace(model=_classifier(), train_dataloader=_loader()))
+            SimpleNamespace(model=make_classifier(),
+                            train_dataloader=make_loader()))
     assert '\n' not in str(err.value)
     # a float model trains as before: nothing to calibrate
     hook.before_train(
-        SimpleNamespace(model=_classifier(0, 0), train_dataloader=_loader()))
+        SimpleNamespace(model=make_classifier(0, 0),
+                        train_dataloader=make_loader()))
 
 
 @pytest.mark.parametrize('ptq, message', [
@@ -85,13 +72,14 @@ def test_hook_checks_ptq_at_construction(ptq, message):
         QuantCalibrationHook(ptq=ptq)
 
 
-def test_every_rank_takes_rank_0s_reconstruction(monkeypatch):
+def test_every_rank_takes_rank_0s_reconstruction(monkeypatch, make_classifier,
+                                                 make_loader):
     from ssql_mm.engine.hooks import quant_calibration_hook as module
-    rank0, rank1 = _classifier(), _classifier(seed=1)
+    rank0, rank1 = make_classifier(), make_classifier(seed=1)
     QuantCalibrationHook(num_batches=2, ptq=PTQ).before_test(
-        SimpleNamespace(model=rank0, train_dataloader=_loader(0)))
+        SimpleNamespace(model=rank0, train_dataloader=make_loader(0)))
     QuantCalibrationHook(num_batches=2, ptq=PTQ).before_test(
-        SimpleNamespace(model=rank1, train_dataloader=_loader(1)))
+        SimpleNamespace(model=rank1, train_dataloader=make_loader(1)))
     x = _images()
     assert not torch.equal(_features(rank0, x), _features(rank1, x))
     sent = []
