@@ -22,6 +22,7 @@ from ssql_mm.checkpoint import (CheckpointError, CheckpointMismatchError,
                                 unwrap_state_dict)
 from ssql_mm.datasets import CIFAR10_MEAN, CIFAR10_STD, normalized_batches
 from ssql_mm.quantization import calibrate
+from ssql_mm.quantization.ptq import PTQSpec
 from .backbones import DEFAULT_PLACEMENT, check_placement, quant_twin
 from .bit_setting import BitSetting
 
@@ -41,7 +42,7 @@ _SETTING_KEYS = ('init_cfg', 'frozen_stages', 'w_bits', 'a_bits', 'mixed',
 
 @dataclass
 class CalibrationOptions:
-    """How activation ranges are measured.
+    """How activation ranges are measured, and what runs after them.
 
     Args:
         num_batches (int): Batches to calibrate on. Defaults to 10.
@@ -49,11 +50,16 @@ class CalibrationOptions:
         seed (int): Seed of the random draw of images. Defaults to 0.
         observer (str | dict): How ranges are found (see
             ``ssql_mm.quantization.observer_config``). Defaults to 'minmax'.
+        ptq (str | dict, optional): A post-training quantization method run
+            on the same batches once the ranges are frozen, e.g.
+            ``'brecq:iters=500'`` (see ``ssql_mm.quantization.ptq``); it
+            bakes its result into the model. Defaults to None (none).
     """
     num_batches: int = 10
     batch_size: int = 256
     seed: int = 0
     observer: Union[str, dict] = 'minmax'
+    ptq: Optional[PTQSpec] = None
 
 
 def calibrate_backbone(model: nn.Module,
@@ -63,8 +69,10 @@ def calibrate_backbone(model: nn.Module,
                        batch_size: int = 256,
                        num_batches: int = 10,
                        seed: int = 0,
-                       observer: Union[str, dict] = 'minmax') -> int:
-    """Calibrate activation ranges on randomly drawn uint8 images.
+                       observer: Union[str, dict] = 'minmax',
+                       ptq: Optional[PTQSpec] = None) -> int:
+    """Calibrate activation ranges on randomly drawn uint8 images, then
+    optionally run a post-training quantization method on the same batches.
 
     Args:
         model (nn.Module): A quantized backbone.
@@ -76,6 +84,10 @@ def calibrate_backbone(model: nn.Module,
         seed (int): Seed of the draw. Defaults to 0.
         observer (str | dict): How ranges are found (see
             ``ssql_mm.quantization.observer_config``). Defaults to 'minmax'.
+        ptq (str | dict, optional): Reconstruction method (``'adaround'``,
+            ``'brecq'``, ``'qdrop'``, with arguments as
+            ``'brecq:iters=500'``); its learned rounding and steps are
+            written into the model. Defaults to None.
 
     Returns:
         int: Batches seen.
@@ -84,7 +96,7 @@ def calibrate_backbone(model: nn.Module,
     order = torch.randperm(
         len(images), generator=torch.Generator().manual_seed(seed))
     batches = normalized_batches(images, mean, std, batch_size, device, order)
-    return calibrate(model, batches, num_batches, observer=observer)
+    return calibrate(model, batches, num_batches, observer=observer, ptq=ptq)
 
 
 def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +206,8 @@ class PretrainedBackbone:
         options = options or CalibrationOptions()
         return calibrate_backbone(model, images, self.mean, self.std,
                                   options.batch_size, options.num_batches,
-                                  options.seed, options.observer)
+                                  options.seed, options.observer,
+                                  options.ptq)
 
     def at_setting(self,
                    setting: BitSetting,
