@@ -165,3 +165,42 @@ def test_quantizer_modes_and_bits():
     torch.testing.assert_close(aq(x), fake_quantize_activation(x, x.min(), x.max(), 8))
     with pytest.raises(RuntimeError, match='never observed'):
         ActivationFakeQuantize(4).freeze()
+
+
+@pytest.mark.parametrize('bits', [2, 4, 8])
+@pytest.mark.parametrize('low,high', [(0., 3.), (-1.3, 2.7), (-5., -0.5)])
+def test_per_tensor_fake_quantize_is_torch_fused_kernel(bits, low, high):
+    """Values and straight-through gradients bit-identical to
+    ``torch.fake_quantize_per_tensor_affine``, ties and clamped codes
+    included."""
+    from ssql_mm.quantization.fake_quantize import (activation_qparams,
+                                                    fake_quantize_per_tensor)
+    scale, zero_point, _ = activation_qparams(torch.tensor(low),
+                                              torch.tensor(high), bits)
+    gen = torch.Generator().manual_seed(bits)
+    codes = torch.arange(-2**bits - 3, 2**bits + 3, dtype=torch.float32)
+    ties = (codes + 0.5 - zero_point.float()) * scale  # exactly half-way
+    noise = (torch.rand(4000, generator=gen) * 1.6 - 0.3) * (high - low) + low
+    x = torch.cat([ties, ties.nextafter(ties + 1), noise,
+                   torch.tensor([float('inf'), -float('inf'), 0.])])
+    x = x.view(1, -1, 1).expand(2, -1, 3).contiguous().requires_grad_()
+    grad = torch.randn(x.shape, generator=gen)
+
+    fused = torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0,
+                                                  2**bits - 1)
+    (fused_grad, ) = torch.autograd.grad(fused, x, grad)
+    ours = fake_quantize_per_tensor(x, scale, zero_point, 2**bits - 1)
+    (ours_grad, ) = torch.autograd.grad(ours, x, grad)
+    assert torch.equal(ours, fused)
+    assert torch.equal(ours_grad, fused_grad)
+    assert 0 < (fused_grad == 0).sum() < x.numel()  # some codes clamped
+
+
+def test_per_tensor_fake_quantize_without_grad_matches():
+    from ssql_mm.quantization.fake_quantize import fake_quantize_per_tensor
+    x = torch.randn(3, 8, 5, 5)
+    scale, zero_point = torch.tensor(0.02), torch.tensor(7, dtype=torch.int32)
+    with torch.no_grad():
+        ours = fake_quantize_per_tensor(x, scale, zero_point, 15)
+    assert torch.equal(
+        ours, torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, 15))
