@@ -20,8 +20,7 @@ from mmengine.logging import MMLogger
 from ssql_mm.apis import resolve_checkpoint
 from ssql_mm.arguments import (observer_arg, positive_float, positive_int,
                                ptq_arg)
-from ssql_mm.checkpoint import (CheckpointError, check_finite_weights,
-                                check_writable)
+from ssql_mm.checkpoint import check_writable, report_errors
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
 from ssql_mm.evaluation.bit_settings import (PAPER_BIT_SETTINGS,
                                              parse_bit_settings)
@@ -103,20 +102,16 @@ def main() -> None:
         img_size=args.img_size, seed=args.seed, placement=args.placement,
         device=args.device)
     logger = MMLogger.get_instance('bit_sweep', log_level='INFO')
-    try:
+    with report_errors('bit_sweep', (ValueError, FileNotFoundError)):
         parse_bit_settings(args.bits)
         check_writable(osp.join(args.out, 'bit_sweep.json'))
         resolve_device(args.device)
         checkpoints = [resolve_checkpoint(c) for c in args.checkpoints]
-        for path in checkpoints:
-            check_finite_weights(path)
         result = run_bit_sweep(checkpoints, args.data, args.bits, cfg,
                                args.config)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
-        raise SystemExit(f'bit_sweep: error: {err}') from err
-    print('\n' + format_table(result))
-    for path in write_report(result, args.out):
-        logger.info(f'wrote {path}')
+        for path in write_report(result, args.out):
+            logger.info(f'wrote {path}')
+        print('\n' + format_table(result))
 
 
 if __name__ == '__main__':

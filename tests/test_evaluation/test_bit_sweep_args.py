@@ -85,8 +85,9 @@ def test_a_zoo_name_is_accepted_as_a_checkpoint(monkeypatch, tmp_path,
     with pytest.raises(SystemExit) as exit_info:
         run_tool(monkeypatch, 'no-such-model', '--data', str(tmp_path),
                  '--out', str(tmp_path / 'o'))
-    assert 'neither a checkpoint file nor a model-zoo name' in str(
-        exit_info.value.code)
+    assert exit_info.value.code == 1
+    assert 'neither a checkpoint file nor a model-zoo name' in \
+        capsys.readouterr().err
 
 
 def test_extract_and_export_accept_a_zoo_name(monkeypatch, tmp_path):

@@ -16,8 +16,7 @@ from ssql_mm.checkpoint import CLOSED_STDOUT_STATUS, report_errors
 
 # Tools that still print their results after their report_errors block (a
 # closed pipe there ends in a traceback); their owners move the print inside.
-PRINT_OUTSIDE = {'tools/bit_sweep.py', 'tools/deploy/eval_onnx.py',
-                 'tools/deploy/export_onnx.py'}
+PRINT_OUTSIDE = {'tools/deploy/export_onnx.py'}
 # More than a pipe holds (64 KiB) and a reader's first read (8 KiB), so the
 # tool is still writing when the reader goes away.
 BIG_ZOO = 3000

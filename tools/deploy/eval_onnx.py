@@ -96,37 +96,37 @@ def main() -> None:
         train = load_split(osp.join(args.data, 'train'), args.img_size)
         test = load_split(osp.join(args.data, 'test'), args.img_size,
                           train.classes)
-    train, _ = split_bank(train, args.train_per_class)
-    if args.test_limit:
-        test.images, test.labels = (test.images[:args.test_limit],
-                                    test.labels[:args.test_limit])
+        train, _ = split_bank(train, args.train_per_class)
+        if args.test_limit:
+            test.images, test.labels = (test.images[:args.test_limit],
+                                        test.labels[:args.test_limit])
 
-    feats = {
-        split: runner.extract(data.images, mean, std, 'features',
-                              args.batch_size)
-        for split, data in (('train', train), ('test', test))
-    }
-    result = {
-        'model': args.model, 'bits': setting.name,
-        'num_train': len(train), 'num_test': len(test),
-        'onnxruntime': scores(feats['train'], train.labels, feats['test'],
-                              test.labels, args)
-    }
-    if reference is not None:
-        ref = {
-            split: extract_features(reference, data.images, mean, std,
-                                    args.batch_size)
+        feats = {
+            split: runner.extract(data.images, mean, std, 'features',
+                                  args.batch_size)
             for split, data in (('train', train), ('test', test))
         }
-        result['pytorch'] = scores(ref['train'], train.labels, ref['test'],
-                                   test.labels, args)
-        result['parity'] = output_parity(
-            ref['test'], feats['test'], setting.a_bits or 8).to_dict()
-    print(json.dumps(result, indent=2))
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
+        result = {
+            'model': args.model, 'bits': setting.name,
+            'num_train': len(train), 'num_test': len(test),
+            'onnxruntime': scores(feats['train'], train.labels, feats['test'],
+                                  test.labels, args)
+        }
+        if reference is not None:
+            ref = {
+                split: extract_features(reference, data.images, mean, std,
+                                        args.batch_size)
+                for split, data in (('train', train), ('test', test))
+            }
+            result['pytorch'] = scores(ref['train'], train.labels, ref['test'],
+                                       test.labels, args)
+            result['parity'] = output_parity(
+                ref['test'], feats['test'], setting.a_bits or 8).to_dict()
+        if args.out:
+            os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+            with open(args.out, 'w') as f:
+                json.dump(result, f, indent=2)
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == '__main__':
