@@ -5,7 +5,7 @@ import argparse
 import math
 
 from ssql_mm.quantization import observer_config
-from ssql_mm.quantization.ptq import ptq_config
+from ssql_mm.quantization.ptq import build_ptq
 
 __all__ = ['positive_int', 'positive_float', 'observer_arg', 'ptq_arg']
 
@@ -44,9 +44,10 @@ def observer_arg(text: str) -> str:
 
 def ptq_arg(text: str) -> str:
     """A post-training quantization method, ``'NAME'`` or
-    ``'NAME:KEY=VALUE,...'`` (``adaround``, ``brecq``, ``qdrop``)."""
+    ``'NAME:KEY=VALUE,...'`` (``adaround``, ``brecq``, ``qdrop``); names,
+    arguments and their values are checked (building the method is cheap)."""
     try:
-        ptq_config(text)
+        build_ptq(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err))
     return text

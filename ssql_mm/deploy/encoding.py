@@ -9,7 +9,8 @@ rewritten here as the numbers a QDQ graph stores:
 - weight (weight quantizer active): int8 codes
   :math:`q_w \in [-2^{b_w - 1}, 2^{b_w - 1} - 1]` and one scale per output
   channel, read off the fake-quantized weight itself so the codes are those
-  PyTorch uses;
+  PyTorch uses (with the clipping values PyTorch uses: frozen by a PTQ
+  reconstruction, chosen by an observer, or :math:`\max |w_c|`);
 - a BatchNorm that directly follows a conv is folded into it. BN is a
   per-output-channel affine map :math:`y = g_c \cdot t + (\beta_c - \mu_c g_c)`
   with :math:`g_c = \gamma_c / \sqrt{\sigma^2_c + \epsilon}`, so for a
@@ -221,8 +222,7 @@ def encode_layer(name: str,
     if w_quant is not None and w_quant.active:
         _check_export_bits(w_quant.bits, 'Weights', name)
         bits = w_quant.bits
-        max_abs = None if w_quant.clip is None else w_quant.clip(
-            weight, bits, w_quant.ch_axis)  # e.g. chosen by the MSE observer
+        max_abs = w_quant.clip_values(weight)
         scale, _ = weight_qparams(weight, bits, w_quant.ch_axis, max_abs)
         fq = fake_quantize_weight(weight, bits, w_quant.ch_axis, max_abs)
         shape = (-1, ) + (1, ) * (weight.dim() - 1)

@@ -22,7 +22,8 @@ from ssql_mm.models.backbones import check_placement
 from ssql_mm.models.bit_setting import BitSetting, parse_bit_setting
 from ssql_mm.models.pretrained import (CalibrationOptions, PretrainedBackbone,
                                        load_pretrained)
-from ssql_mm.quantization import ActivationFakeQuantize
+from ssql_mm.quantization import ActivationFakeQuantize, observer_config
+from ssql_mm.quantization.ptq import PTQSpec, build_ptq
 from .encoding import MAX_EXPORT_BITS
 from .qdq_export import DEFAULT_OPSET, ExportReport, export_qdq_model
 
@@ -176,9 +177,10 @@ def build_configured_backbone(pretrained: PretrainedBackbone,
     return replace(pretrained, path=pretrained.path or path).build_configured()
 
 
-def _calibration(batch_size: int, num_batches: int,
-                 seed: int) -> CalibrationOptions:
-    return CalibrationOptions(num_batches, batch_size, seed)
+def _calibration(batch_size: int, num_batches: int, seed: int,
+                 observer: Union[str, dict] = 'minmax',
+                 ptq: Optional[PTQSpec] = None) -> CalibrationOptions:
+    return CalibrationOptions(num_batches, batch_size, seed, observer, ptq)
 
 
 def _bits_text(w_bits: Optional[int], a_bits: Optional[int]) -> str:
@@ -225,7 +227,9 @@ def export_checkpoint(checkpoint: str,
                       seed: int = 0,
                       opset: int = DEFAULT_OPSET,
                       placement: Optional[str] = None,
-                      save_calibrated_to: Optional[str] = None
+                      save_calibrated_to: Optional[str] = None,
+                      observer: Union[str, dict] = 'minmax',
+                      ptq: Optional[PTQSpec] = None
                       ) -> Tuple[ExportReport, nn.Module]:
     """Export a checkpoint's backbone at ``bits`` as a QDQ feature model.
 
@@ -251,23 +255,42 @@ def export_checkpoint(checkpoint: str,
             additions: ``'integer'`` gives the all-integer graph (every conv
             and addition an integer kernel), ``'paper'`` the official
             code's, ``'inputs'`` conv inputs only. Defaults to None (the
-            checkpoint's training placement, else 'inputs').
+            checkpoint's training placement; 'integer' for a float one).
         save_calibrated_to (str, optional): Also save the calibrated
             backbone there (see :func:`save_calibrated`), the exact PyTorch
-            reference of the exported model. Defaults to None.
+            reference of the exported model; with ``ptq`` it holds the
+            reconstructed model, which exports again without calibration
+            images. Defaults to None.
+        observer (str | dict): How activation ranges are found on
+            ``calib_images`` (see ``ssql_mm.quantization.observer_config``).
+            Defaults to 'minmax'.
+        ptq (str | dict, optional): A reconstruction run after the ranges
+            are frozen, on the same batches: ``'adaround'``, ``'brecq'``,
+            ``'qdrop'``, with arguments as ``'brecq:iters=500'`` (see
+            ``ssql_mm.quantization.ptq``). Needs ``calib_images``. Defaults
+            to None.
 
     Returns:
         tuple[ExportReport, nn.Module]: What was exported, and the
         calibrated PyTorch feature model it reproduces.
     """
     setting = parse_export_bits(bits)
+    observer_config(observer)
+    if ptq is not None:
+        build_ptq(ptq)  # checks names and values before any heavy work
+        if calib_images is None or setting.is_float:
+            raise ValueError(
+                f'PTQ method {ptq!r} reconstructs a quantized model from '
+                'calibration images: give them (--calib-data) and a '
+                "quantized bit setting (not 'fp').")
     for path in (out, save_calibrated_to):
         if path is not None:
             check_writable(path)
     pretrained = load_pretrained(checkpoint, config)
     placement = check_placement(placement or pretrained.placement)
     backbone = pretrained.at_setting(
-        setting, calib_images, _calibration(batch_size, calib_batches, seed),
+        setting, calib_images,
+        _calibration(batch_size, calib_batches, seed, observer, ptq),
         placement)
     require_ranges(backbone, f'Checkpoint {checkpoint}')
     model = FeatureModel(
@@ -333,9 +356,11 @@ def save_calibrated(model: nn.Module, pretrained_cfg: dict,
     """Save a calibrated backbone so the exact reference can be rebuilt.
 
     The file holds ``backbone.*`` weights with the frozen activation ranges
-    and a config (with the model's quantizer placement), so
-    ``load_pretrained`` + ``build`` restore the very fake-quantized model
-    that was exported, without calibrating again.
+    (and, after a PTQ reconstruction, the rounded weights and frozen weight
+    clipping values ``*.weight_quant.max_abs``) and a config (with the
+    model's quantizer placement), so ``load_pretrained`` + ``build`` restore
+    the very fake-quantized model that was exported, without calibrating
+    (or reconstructing) again.
 
     Args:
         model (nn.Module): The calibrated backbone.

@@ -8,6 +8,12 @@ Examples::
     # with a linear classifier (adds output 'logits')
     python tools/deploy/export_onnx.py CKPT --bits 4/4 --head linear.pth \
         --calib-data data/cifar10/train --out model.onnx
+    # strong PTQ: reconstruct once (BRECQ), keep the result, re-export it
+    python tools/deploy/export_onnx.py CKPT --bits 4/4 --ptq brecq \
+        --calib-data data/cifar10/train --out model.onnx \
+        --save-calibrated model.calib.pth
+    python tools/deploy/export_onnx.py model.calib.pth --bits 4/4 \
+        --out again.onnx
     # a detector's / segmenter's backbone as its config sets it
     python tools/deploy/export_onnx.py DET_CKPT --config DET_CONFIG \
         --as-configured --out backbone.onnx
@@ -19,6 +25,7 @@ import argparse
 import os.path as osp
 
 from ssql_mm.apis import resolve_checkpoint
+from ssql_mm.arguments import observer_arg, ptq_arg
 from ssql_mm.checkpoint import (check_finite_weights, check_writable,
                                 report_errors)
 from ssql_mm.deploy import DEFAULT_OPSET, ExportReport
@@ -27,6 +34,8 @@ from ssql_mm.deploy.pipeline import (export_checkpoint,
                                      parse_export_bits)
 from ssql_mm.evaluation import load_split
 from ssql_mm.models.backbones import PLACEMENTS
+from ssql_mm.quantization import OBSERVERS
+from ssql_mm.quantization.ptq import PTQ_METHODS
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,6 +58,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--img-size', type=int,
                         help='resize + centre crop calibration images')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--observer', type=observer_arg,
+                        help='calibration observer: '
+                        f"{', '.join(OBSERVERS)}, with arguments as "
+                        "'percentile:percentile=99.9' (default: minmax)")
+    parser.add_argument('--ptq', type=ptq_arg,
+                        help='post-training quantization after calibration, '
+                        f"on the calibration images: {', '.join(PTQ_METHODS)}"
+                        ", with arguments as 'brecq:iters=500'; the result "
+                        'is baked into the model (keep it with '
+                        '--save-calibrated)')
     parser.add_argument('--config', help='the model config (default: the '
                         "config stored in the checkpoint's meta)")
     parser.add_argument('--as-configured', action='store_true',
@@ -60,7 +79,7 @@ def parse_args() -> argparse.Namespace:
                         help="quantizer placement: 'integer' writes the "
                         'all-integer graph (every conv and residual addition '
                         "an integer kernel); default: the checkpoint's "
-                        "training placement, else 'inputs'")
+                        "training placement; 'integer' for a float one")
     parser.add_argument('--int8-residuals', action='store_const',
                         dest='placement', const='integer',
                         help='the same as --placement integer')
@@ -110,10 +129,14 @@ def main() -> None:
             if args.config is None:
                 raise ValueError('--as-configured needs --config (the mmdet '
                                  '/ mmseg config of the checkpoint).')
-            if args.head or args.placement:
-                raise ValueError('--head and --placement do not apply with '
-                                 '--as-configured (the config sets the '
-                                 'placement).')
+            if args.head or args.placement or args.observer or args.ptq:
+                raise ValueError('--head, --placement, --observer and --ptq '
+                                 'do not apply with --as-configured (the '
+                                 'config sets the placement; calibrate or '
+                                 'reconstruct a downstream model with '
+                                 'QuantCalibrationHook(observer=..., '
+                                 'ptq=...) and export the checkpoint it '
+                                 'saves).')
             report, _ = export_configured_backbone(
                 args.config, checkpoint, args.out, images,
                 args.calib_batches, args.batch_size, args.seed, args.opset)
@@ -121,7 +144,8 @@ def main() -> None:
             report, _ = export_checkpoint(
                 checkpoint, args.out, args.bits, args.head, images,
                 args.config, args.calib_batches, args.batch_size, args.seed,
-                args.opset, args.placement, args.save_calibrated)
+                args.opset, args.placement, args.save_calibrated,
+                observer=args.observer or 'minmax', ptq=args.ptq)
     print(summary(report, args.out))
 
 
