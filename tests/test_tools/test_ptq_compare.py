@@ -39,18 +39,18 @@ def test_jobs_cover_methods_and_draws_and_skip_finished_sweeps(recipe,
     write_sweep(work, 'simsiam_seed0', 'minmax_draw1', {'4w4a': 1.0})
     jobs = recipe.sweep_jobs(args, 'DATA')
     labels = [label for label, _, _, _ in jobs]
-    # Reconstructions first; the finished minmax draw 1 is skipped.
+    # Draw by draw; the finished minmax draw 1 is skipped.
     assert labels == [
-        'simsiam_seed0 brecq draw 0', 'simsiam_seed0 brecq draw 1',
         'simsiam_seed0 fp draw 0', 'simsiam_seed0 minmax draw 0',
+        'simsiam_seed0 brecq draw 0', 'simsiam_seed0 brecq draw 1',
         'simsiam_seed0 minmax draw 2']
-    brecq = jobs[1][1]
+    brecq = jobs[3][1]
     assert brecq[brecq.index('--ptq') + 1] == 'brecq:iters=50'
     assert brecq[brecq.index('--observer') + 1] == 'mse'
     assert brecq[brecq.index('--seed') + 1] == '1'
     assert brecq[brecq.index('--placement') + 1] == 'integer'
     assert brecq[brecq.index('--preset') + 1] == 'zoo'
-    fp = jobs[2][1]
+    fp = jobs[0][1]
     assert fp[fp.index('--bits') + 1:fp.index('--bits') + 2] == ['fp']
 
 

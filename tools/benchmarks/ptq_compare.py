@@ -83,8 +83,9 @@ def pairs_of(names: Sequence[str]) -> List[Tuple[str, str]]:
 
 def sweep_jobs(args: argparse.Namespace, data: str
                ) -> List[Tuple[str, List[str], str, str]]:
-    """Every sweep not finished yet: ``(label, command, log, out)``,
-    reconstructions first (they are the long ones)."""
+    """Every sweep not finished yet: ``(label, command, log, method)``,
+    draw by draw (every checkpoint and method at draw 0 first), so a run
+    stopped early leaves complete comparisons of fewer draws."""
     common = ['--data', data, '--preset', 'zoo', '--placement',
               args.placement]
     jobs = []
@@ -98,16 +99,16 @@ def sweep_jobs(args: argparse.Namespace, data: str
                 opts[-1] += ':' + args.ptq_options
             runs += [(method, d, opts + ['--bits', *args.bits, '--seed',
                                          str(d)]) for d in range(draws)]
-        for method, draw, opts in runs:
+        for order, (method, draw, opts) in enumerate(runs):
             out = osp.join(args.work, name, f'{method}_draw{draw}')
             if osp.isfile(osp.join(out, 'bit_sweep.json')):
                 continue
             cmd = [sys.executable, 'tools/bit_sweep.py', ckpt, *common,
                    *opts, '--out', out]
-            jobs.append((f'{name} {method} draw {draw}', cmd,
-                         f'{out}.log', method))
-    jobs.sort(key=lambda job: job[3] not in RECONSTRUCTIONS)
-    return [(label, cmd, log, method) for label, cmd, log, method in jobs]
+            jobs.append(((draw, order), (f'{name} {method} draw {draw}',
+                                         cmd, f'{out}.log', method)))
+    jobs.sort(key=lambda job: job[0])  # stable: checkpoints stay in order
+    return [job for _, job in jobs]
 
 
 def collect(args: argparse.Namespace) -> Dict[str, dict]:
