@@ -70,8 +70,8 @@ def parse_args() -> argparse.Namespace:
                         "'brecq:iters=200' (default: none)")
     parser.add_argument('--placement', choices=PLACEMENTS,
                         help='quantizer placement around residual additions '
-                        "(default: each checkpoint's training placement, "
-                        "else 'inputs')")
+                        "(default: each checkpoint's training placement; "
+                        "'integer' for a float checkpoint)")
     parser.add_argument('--batch-size', type=positive_int, default=256)
     parser.add_argument('--train-per-class', type=positive_int,
                         help='bank = first N training images per class; '

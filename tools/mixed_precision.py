@@ -55,7 +55,8 @@ def parse_args() -> argparse.Namespace:
                         '(default: %(default)s)')
     parser.add_argument('--placement', choices=PLACEMENTS,
                         help="quantizer placement (default: the "
-                        "checkpoint's training placement, else 'inputs')")
+                        "checkpoint's training placement; 'integer' for a "
+                        'float checkpoint)')
     parser.add_argument('--w-bits', type=bits_list, default=(2, 3, 4, 8),
                         help='weight candidates (default: 2,3,4,8)')
     parser.add_argument('--a-bits', type=bits_list, default=(4, 6, 8),

@@ -38,6 +38,7 @@ model = dict(
         norm_eval=False,
         w_bits=0,
         a_bits=0,
+        placement='integer',
         init_cfg=dict(
             type='Pretrained', checkpoint=ssql_checkpoint,
             prefix='backbone.')),

@@ -3,7 +3,9 @@
 # per iteration.
 _base_ = '../baselines/byol_resnet18-w16_1xb128-coslr-2500it_cifar10.py'
 
-model = dict(type='SSQLBYOL', quant_cfg=dict(w_bits=4, a_bits=4))
+model = dict(
+    type='SSQLBYOL',
+    quant_cfg=dict(w_bits=4, a_bits=4, placement='integer'))
 custom_hooks = [
     dict(type='QuantHook', w_bits_range=(2, 8), a_bits_range=(4, 8)),
 ]

@@ -5,7 +5,9 @@
 _base_ = 'mmpretrain::mocov2/mocov2_resnet50_8xb32-coslr-200e_in1k.py'
 custom_imports = dict(imports=['ssql_mm'], allow_failed_imports=False)
 
-model = dict(type='SSQLMoCoV2', quant_cfg=dict(w_bits=4, a_bits=4))
+model = dict(
+    type='SSQLMoCoV2',
+    quant_cfg=dict(w_bits=4, a_bits=4, placement='integer'))
 
 # Package-scoped bases tag collate_fn with a scope the function registry
 # cannot take; give the plain function.

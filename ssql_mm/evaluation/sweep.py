@@ -61,8 +61,8 @@ class SweepConfig:
         seed (int): Seed of calibration draw and linear probe. Defaults to 0.
         placement (str, optional): Quantizer placement around residual
             additions (``'inputs'``, ``'paper'``, ``'integer'``). Defaults
-            to None: each checkpoint's own (its training placement, else
-            ``'inputs'``).
+            to None: each checkpoint's own (its training placement;
+            ``'integer'`` for a float checkpoint).
         device (str, optional): Torch device. Defaults to None (cuda when
             available, else cpu).
     """

@@ -28,7 +28,7 @@ from .bit_setting import BitSetting
 
 __all__ = [
     'CalibrationOptions', 'PretrainedBackbone', 'load_pretrained',
-    'calibrate_backbone', 'pooled_features'
+    'recorded_placement', 'calibrate_backbone', 'pooled_features'
 ]
 
 PREFIX = 'backbone.'
@@ -134,7 +134,8 @@ class PretrainedBackbone:
         mean (tuple[float]): Per-channel mean on the 0-255 scale.
         std (tuple[float]): Per-channel std on the 0-255 scale.
         placement (str): The quantizer placement the checkpoint was trained
-            (or calibrated) with; the default of :meth:`build`.
+            (or calibrated) with, :data:`DEFAULT_PLACEMENT` for a float
+            model; the default of :meth:`build`.
         path (str): The checkpoint file, for messages. Defaults to ''
             (``name``).
     """
@@ -264,6 +265,30 @@ def _config_of(ckpt: Dict[str, Any], path: str,
     return Config.fromstring(text, '.py')
 
 
+def recorded_placement(model_cfg: dict) -> str:
+    """The quantizer placement a model config trains (or calibrates) with.
+
+    ``backbone.placement`` or ``quant_cfg.placement`` when set. A quantized
+    config without one (SSQL's ``quant_cfg``, a ``Quant*`` backbone) was
+    built with :data:`LEGACY_PLACEMENT`, as the model itself is; a float
+    model is evaluated with :data:`DEFAULT_PLACEMENT`.
+
+    Args:
+        model_cfg (dict): The ``model`` part of a config.
+
+    Returns:
+        str: The placement.
+    """
+    backbone_cfg = model_cfg.get('backbone') or {}
+    quant_cfg = model_cfg.get('quant_cfg')
+    placement = backbone_cfg.get('placement') or (quant_cfg or {}).get(
+        'placement')
+    quantized = quant_cfg is not None or str(backbone_cfg.get(
+        'type', '')).split('.')[-1].startswith('Quant')
+    return check_placement(placement or (None if quantized else
+                                         DEFAULT_PLACEMENT))
+
+
 def load_pretrained(path: str,
                     config: Union[None, str, Config] = None
                     ) -> PretrainedBackbone:
@@ -303,9 +328,7 @@ def load_pretrained(path: str,
     mean = tuple(preprocessor.get('mean', DEFAULT_MEAN))
     std = tuple(preprocessor.get('std', DEFAULT_STD))
     name = osp.splitext(osp.basename(path))[0]
-    quant_cfg = model_cfg.get('quant_cfg') or {}
-    placement = check_placement(
-        backbone_cfg.get('placement') or quant_cfg.get('placement'))
+    placement = recorded_placement(model_cfg)
     return PretrainedBackbone(
         name, backbone_cfg.to_dict() if hasattr(backbone_cfg, 'to_dict') else
         dict(backbone_cfg), weights, mean, std, placement, path)

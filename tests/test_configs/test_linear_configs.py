@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 from mmpretrain.models.backbones import ResNet_CIFAR
 from mmpretrain.registry import MODELS
 
-from ssql_mm.quantization import quant_layers
+from ssql_mm.quantization import ActivationFakeQuantize, quant_layers
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LINEAR = osp.join(ROOT, 'configs', 'benchmarks', 'linear')
@@ -117,8 +117,12 @@ def test_linear_4w4a_trains_and_restores_calibration(tmp_path, tiny_cifar):
     ckpt_path = osp.join(cfg.work_dir, 'epoch_2.pth')
     from ssql_mm.checkpoint import read_checkpoint
     state = read_checkpoint(ckpt_path)['state_dict']
-    saved = [k for k in state if k.endswith('input_quant.max_val')]
-    assert len(saved) == 20
+    saved = {k for k in state if k.endswith('_quant.max_val')}
+    quantizers = {f'backbone.{name}.max_val'
+                  for name, q in model.backbone.named_modules()
+                  if isinstance(q, ActivationFakeQuantize) and q.active}
+    assert len(quantizers) > 20  # the convs' inputs and the blocks' adds
+    assert quantizers <= saved
     assert torch.equal(state['backbone.layer4.1.conv2.input_quant.max_val'],
                        ranges['backbone.layer4.1.conv2'][1])
 

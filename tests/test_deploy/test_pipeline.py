@@ -66,9 +66,12 @@ def normalized(images):
 def test_export_calibrates_and_saves_the_exact_reference(tmp_path,
                                                          ssl_checkpoint):
     out, calib = str(tmp_path / 'm.onnx'), str(tmp_path / 'calib.pth')
+    # Conv-input placement: its export parity is exact (the integer
+    # placement's is measured in docs/deploy.md and test_placement_export_*).
     report, model = export_checkpoint(
         ssl_checkpoint, out, '4/4', calib_images=uint8_images(32),
-        calib_batches=2, batch_size=16, save_calibrated_to=calib)
+        calib_batches=2, batch_size=16, placement='inputs',
+        save_calibrated_to=calib)
     assert report.outputs == ['features'] and report.quantized
     runner = OnnxRunner(out, threads=1)
     assert json.loads(runner.metadata['ssql_mm.mean']) == MEAN
@@ -198,7 +201,7 @@ def test_tools_export_then_evaluate(tmp_path, monkeypatch, capsys,
     run_tool(monkeypatch, 'export_onnx', [
         ssl_checkpoint, '--bits', '8/8', '--calib-data',
         osp.join(data, 'train'), '--calib-batches', '1', '--out', out,
-        '--save-calibrated', calib
+        '--save-calibrated', calib, '--placement', 'inputs'
     ])
     assert 'quantized layers: 21' in capsys.readouterr().out
     result_file = str(tmp_path / 'eval.json')

@@ -95,7 +95,9 @@ def test_config_builds_with_its_bits_on_every_conv(path):
         assert (layer.weight_quant.bits, layer.input_quant.bits) == (
             want_w, want_a), name
         assert layer.input_quant.mode == 'quantize'
-        followers += name not in pinned
+        followers += 'w_bits' not in pinned.get(name, {})
+    # The config's weight bits reach most convs (the integer placement pins
+    # conv inputs that a block quantizer already quantizes, not weights).
     assert followers > len(convs) // 2
     if w_bits is None:
         assert not pinned

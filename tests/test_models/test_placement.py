@@ -150,3 +150,21 @@ def test_unknown_placement_is_refused_with_the_choices():
         check_placement('outputs')
     with pytest.raises(ValueError, match='placement'):
         QuantResNet_CIFAR(**CIFAR18, w_bits=4, a_bits=4, placement='int')
+
+
+@pytest.mark.parametrize('model_cfg,expected', [
+    (dict(backbone=dict(type='ResNet_CIFAR')), 'integer'),
+    (dict(backbone=dict(type='ResNet_CIFAR'), quant_cfg=dict(w_bits=4)),
+     'inputs'),
+    (dict(backbone=dict(type='mmpretrain.QuantResNet')), 'inputs'),
+    (dict(backbone=dict(type='ResNet_CIFAR'),
+          quant_cfg=dict(placement='paper')), 'paper'),
+    (dict(backbone=dict(type='QuantResNet', placement='integer')), 'integer'),
+])
+def test_recorded_placement_keeps_the_meaning_of_old_configs(model_cfg,
+                                                             expected):
+    """Float models are evaluated with the default (integer); a quantized
+    config that names no placement was built, and is evaluated, with
+    ``inputs``, the network before the option existed."""
+    from ssql_mm.models.pretrained import recorded_placement
+    assert recorded_placement(model_cfg) == expected

@@ -93,10 +93,14 @@ def test_state_dict_is_float_simsiam_both_ways(repo_root, monkeypatch):
 
 def test_predictor_stays_float_and_projector_weights_8bit(repo_root, monkeypatch):
     monkeypatch.chdir(repo_root)
-    model = build(CIFAR_CONFIG)
+    model = build(CIFAR_CONFIG)  # integer placement
     assert not list(quant_layers(model.head))
+    # The projector reads the pooled, already quantized block output.
     neck_bits = get_bits(model.neck)
-    assert neck_bits == {'fc0': (8, 4), 'fc1': (8, None), 'fc2': (8, None)}
+    assert neck_bits == {'fc0': (8, None), 'fc1': (8, None), 'fc2': (8, None)}
+    model = build(CIFAR_CONFIG, quant_cfg=dict(placement='inputs'))
+    assert get_bits(model.neck) == {
+        'fc0': (8, 4), 'fc1': (8, None), 'fc2': (8, None)}
 
 
 def test_unknown_quant_cfg_key_is_an_error(repo_root, monkeypatch):

@@ -259,7 +259,7 @@ def test_transfer_ptq_config_builds_the_per_layer_setting(tmp_path,
                         lambda cfg, work_dir, name: Runner(cfg))
     path = tmp_path / 'bits.yml'
     save_bit_setting(BitSetting(4, 4, (LayerBits('layer4.*', w=8), ),
-                                'inputs'), path)
+                                'integer'), path)
     transfer.ptq_test(cfg, 'finetuned.pth', parse_bit_setting(f'mixed:{path}'),
                       'minmax', str(tmp_path))
     bits = built['backbone'].layer_bits

@@ -47,3 +47,22 @@ def test_one_job_runs_everything_in_one_stream_longest_first():
 def test_every_method_has_a_cost():
     recipe = load_recipe()
     assert set(recipe.RELATIVE_COST) == set(recipe.CONFIGS)
+
+
+def test_ssql_runs_name_their_placement_and_baselines_none(tmp_path):
+    """The SSQL configs train with ``integer``: an ``inputs`` run must say
+    so on the command line, and a baseline never gets a quant_cfg."""
+    import argparse
+    recipe = load_recipe()
+    args = argparse.Namespace(work=str(tmp_path), data='DATA', iters=10,
+                              width=None, head_dim=None, pred_hidden=None,
+                              batch_size=None)
+    for placement in ('inputs', 'integer'):
+        cmd = recipe.train_command(args, 'ssql', 0, placement)
+        assert f'model.quant_cfg.placement={placement}' in cmd
+        assert cmd[cmd.index('--work-dir') + 1].endswith(
+            recipe.run_name('ssql', 0, placement))
+    assert recipe.run_name('ssql', 0, 'inputs') == 'ssql_seed0'
+    assert recipe.run_name('ssql', 0, 'integer') == 'ssql-integer_seed0'
+    simsiam = recipe.train_command(args, 'simsiam', 0, 'integer')
+    assert not any('quant_cfg' in part for part in simsiam)

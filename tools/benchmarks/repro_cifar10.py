@@ -33,7 +33,7 @@ import time
 from typing import Dict, List, Sequence, Tuple
 
 from ssql_mm.checkpoint import report_errors
-from ssql_mm.models.backbones import PLACEMENTS
+from ssql_mm.models.backbones import DEFAULT_PLACEMENT, PLACEMENTS
 
 CONFIGS = {
     'simsiam': 'configs/baselines/simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10.py',
@@ -93,7 +93,7 @@ def train_command(args: argparse.Namespace, method: str, seed: int,
         f'train_cfg.max_iters={args.iters}', f'param_scheduler.0.T_max={args.iters}',
         f'param_scheduler.0.end={args.iters}'
     ] + [f'{k}={v}' for k, v in size_options(args).items()]
-    if run_label(method, placement) != method:
+    if method in BASELINES:
         cmd.append(f'model.quant_cfg.placement={placement}')
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cmd.append('--resume')
@@ -394,7 +394,7 @@ def parse_args() -> argparse.Namespace:
                         help='kNN bank / linear-probe training images per '
                         'class; calibration draws from the other ones')
     parser.add_argument('--placements', nargs='+', choices=PLACEMENTS,
-                        default=['inputs'],
+                        default=[DEFAULT_PLACEMENT],
                         help='quantizer placements the SSQL methods are '
                         'trained with (default: %(default)s)')
     parser.add_argument('--sweep-placements', nargs='+', choices=PLACEMENTS,

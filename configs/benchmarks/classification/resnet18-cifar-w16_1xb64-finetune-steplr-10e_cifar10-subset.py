@@ -27,6 +27,7 @@ model = dict(
         base_channels=16,
         w_bits=0,
         a_bits=0,
+        placement='integer',
         out_indices=(3, ),
         init_cfg=dict(
             type='Pretrained',

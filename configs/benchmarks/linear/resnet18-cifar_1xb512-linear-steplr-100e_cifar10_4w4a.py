@@ -29,6 +29,7 @@ model = dict(
         type='QuantResNet_CIFAR',
         w_bits=w_bits,
         a_bits=a_bits,
+        placement='integer',
         frozen_stages=4,
         norm_eval=True,
         init_cfg=dict(

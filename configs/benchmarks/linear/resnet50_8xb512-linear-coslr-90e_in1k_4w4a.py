@@ -19,6 +19,7 @@ model = dict(
         type='QuantResNet',
         w_bits=w_bits,
         a_bits=a_bits,
+        placement='integer',
         init_cfg=dict(checkpoint=checkpoint)))
 
 custom_hooks = [

@@ -21,6 +21,14 @@ the sampled bits), and the projector's linears keep 8-bit weights. Under
 under ``paper`` and ``integer`` it reads the pooled quantized block output,
 as the official code does. The placement adds no state-dict key: a
 checkpoint trained under one placement loads and is evaluated under another.
+
+``integer`` is the project's choice (:data:`DEFAULT_PLACEMENT`): the shipped
+configs and the model zoo use it, and the tools use it for float checkpoints.
+It is the network an integer runtime runs fast, and SSQL trained with it
+keeps its float accuracy (``docs/design.md`` gives the numbers). A quantized
+model built without a placement gets ``inputs`` (:data:`LEGACY_PLACEMENT`),
+the network before the option existed, so configs and checkpoints that name
+none keep their meaning.
 """
 from typing import Dict, List, Optional, Type
 
@@ -34,19 +42,21 @@ from ssql_mm.quantization import (ActivationFakeQuantize,
 from ssql_mm.quantization.presets import PROJECTOR_W_BITS, STEM_BITS
 
 __all__ = [
-    'PLACEMENTS', 'DEFAULT_PLACEMENT', 'check_placement', 'QuantBlockMixin',
-    'QuantBasicBlock', 'QuantBottleneck', 'QUANT_BLOCKS', 'place_quantizers',
+    'PLACEMENTS', 'DEFAULT_PLACEMENT', 'LEGACY_PLACEMENT', 'check_placement',
+    'QuantBlockMixin', 'QuantBasicBlock', 'QuantBottleneck', 'QUANT_BLOCKS', 'place_quantizers',
     'placement_overrides', 'neck_placement_overrides'
 ]
 
 PLACEMENTS = ('inputs', 'paper', 'integer')
-DEFAULT_PLACEMENT = 'inputs'
+DEFAULT_PLACEMENT = 'integer'
+LEGACY_PLACEMENT = 'inputs'
 BLOCK_QUANTIZERS = ('input_quant', 'branch_quant', 'shortcut_quant',
                     'output_quant')
 
 
 def check_placement(placement: Optional[str]) -> str:
-    """Validate a placement name; None means :data:`DEFAULT_PLACEMENT`.
+    """Validate a placement name; None means :data:`LEGACY_PLACEMENT` (a
+    quantized model that names no placement).
 
     Args:
         placement (str, optional): ``'inputs'``, ``'paper'`` or
@@ -56,7 +66,7 @@ def check_placement(placement: Optional[str]) -> str:
         str: The placement.
     """
     if placement is None:
-        return DEFAULT_PLACEMENT
+        return LEGACY_PLACEMENT
     if placement not in PLACEMENTS:
         raise ValueError(f'Unknown quantizer placement {placement!r}; use one '
                          f'of {", ".join(PLACEMENTS)}.')

@@ -24,6 +24,7 @@ model = dict(
         depth=50,
         w_bits=0,
         a_bits=0,
+        placement='integer',
         out_indices=(3, ),
         init_cfg=dict(
             type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),

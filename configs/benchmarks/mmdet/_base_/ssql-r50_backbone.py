@@ -13,6 +13,7 @@ ssql_backbone = dict(
     type='mmpretrain.QuantResNet',
     w_bits=0,
     a_bits=0,
+    placement='integer',
     init_cfg=dict(
         type='Pretrained', checkpoint=ssql_checkpoint, prefix='backbone.'))
 

@@ -26,6 +26,7 @@ ssql_backbone = dict(
     style='pytorch',
     w_bits=0,
     a_bits=0,
+    placement='integer',
     init_cfg=dict(
         type='Pretrained', checkpoint=ssql_checkpoint, prefix='backbone.'))
 
