@@ -3,6 +3,7 @@
 Needs the ``deploy`` extra (``onnx``, ``onnxruntime``; see
 ``requirements/deploy.txt``).
 """
+from .bias_grid import snap_biases
 from .encoding import (MAX_EXPORT_BITS, ActivationEncoding, LayerEncoding,
                        activation_encoding, encode_layer, quantize_bias)
 from .onnx_graph import MIN_OPSET, check_opset
@@ -12,8 +13,8 @@ from .pipeline import (FeatureModel, build_backbone,
                        export_configured_backbone, load_linear_head,
                        parse_export_bits, require_ranges,
                        save_calibrated)
-from .qdq_export import (DEFAULT_OPSET, ExportReport, export_qdq_model,
-                         trace_model)
+from .qdq_export import (DEFAULT_OPSET, ExportReport, TracedLayer,
+                         export_qdq_model, trace_model, traced_layers)
 from .runner import OnnxRunner, optimized_graph, optimized_op_counts
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     'build_backbone', 'build_configured_backbone', 'export_checkpoint',
     'export_configured_backbone', 'load_linear_head', 'parse_export_bits',
     'require_ranges', 'save_calibrated',
-    'DEFAULT_OPSET', 'ExportReport', 'export_qdq_model', 'trace_model',
+    'DEFAULT_OPSET', 'ExportReport', 'TracedLayer', 'export_qdq_model',
+    'trace_model', 'traced_layers', 'snap_biases',
     'OnnxRunner', 'optimized_graph', 'optimized_op_counts'
 ]

@@ -22,7 +22,9 @@ rewritten here as the numbers a QDQ graph stores:
   int32 codes with scale :math:`s_x s_{w,c}` (what integer kernels add to
   their int32 accumulators); this rounds it by at most half of one
   accumulator step, the only place where the integer model departs from the
-  fake-quantized one by construction.
+  fake-quantized one by construction. The export pipeline first moves the
+  PyTorch model's bias onto that grid (:mod:`ssql_mm.deploy.bias_grid`), so
+  the exported model is its reference.
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
@@ -116,6 +118,21 @@ class LayerEncoding:
         """Whether the input or the weight is quantized."""
         return self.input is not None or self.codes is not None
 
+    @property
+    def bias_scale(self) -> Optional[np.ndarray]:
+        """float32 scale of :attr:`bias_codes`, ``(C,)``; None without them."""
+        if self.bias_codes is None:
+            return None
+        return _bias_scale(self.kernel_input.scale, self.weight_scale)
+
+    @property
+    def integer_bias(self) -> Optional[np.ndarray]:
+        """The bias the graph adds (float32 ``bias_codes * bias_scale``);
+        None where it stores no bias codes."""
+        if self.bias_codes is None:
+            return None
+        return (self.bias_codes * self.bias_scale).astype(np.float32)
+
 
 def activation_encoding(quantizer: ActivationFakeQuantize,
                         name: str) -> Optional[ActivationEncoding]:
@@ -160,6 +177,11 @@ def _bn_factors(bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
     return g, beta - mean * g
 
 
+def _bias_scale(input_scale: float, weight_scale: np.ndarray) -> np.ndarray:
+    return (np.float32(input_scale) * weight_scale.astype(np.float32)).astype(
+        np.float32)
+
+
 def quantize_bias(bias: np.ndarray, input_scale: float,
                   weight_scale: np.ndarray) -> Optional[np.ndarray]:
     """int32 bias codes with scale ``input_scale * weight_scale``.
@@ -174,7 +196,7 @@ def quantize_bias(bias: np.ndarray, input_scale: float,
         (a channel with a tiny weight scale and a large bias); the bias then
         stays float.
     """
-    scale = np.float32(input_scale) * weight_scale.astype(np.float32)
+    scale = _bias_scale(input_scale, weight_scale)
     codes = np.round(bias.astype(np.float64) / scale.astype(np.float64))
     if np.any(codes < _INT32.min) or np.any(codes > _INT32.max):
         return None

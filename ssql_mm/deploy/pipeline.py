@@ -24,6 +24,7 @@ from ssql_mm.models.pretrained import (CalibrationOptions, PretrainedBackbone,
                                        load_pretrained)
 from ssql_mm.quantization import ActivationFakeQuantize, observer_config
 from ssql_mm.quantization.ptq import PTQSpec, build_ptq
+from .bias_grid import snap_biases
 from .encoding import MAX_EXPORT_BITS
 from .qdq_export import DEFAULT_OPSET, ExportReport, export_qdq_model
 
@@ -211,8 +212,12 @@ def _metadata(pretrained: PretrainedBackbone, bits: Dict[str, str],
 
 def _export(model: nn.Module, out: str, outputs: List[str], opset: int,
             metadata: Dict[str, str]) -> ExportReport:
+    """Snap ``model``'s biases to their int32 grid (so it is the exact
+    reference of the graph), then export it."""
+    snapped = snap_biases(model)
     _, report = export_qdq_model(model, out, outputs, opset=opset,
                                  metadata=metadata)
+    report.snapped_biases = snapped
     return report
 
 
@@ -258,7 +263,8 @@ def export_checkpoint(checkpoint: str,
             checkpoint's training placement; 'integer' for a float one).
         save_calibrated_to (str, optional): Also save the calibrated
             backbone there (see :func:`save_calibrated`), the exact PyTorch
-            reference of the exported model; with ``ptq`` it holds the
+            reference of the exported model (its biases snapped to their
+            int32 grid, see ``snap_biases``); with ``ptq`` it holds the
             reconstructed model, which exports again without calibration
             images. Defaults to None.
         observer (str | dict): How activation ranges are found on
@@ -272,7 +278,7 @@ def export_checkpoint(checkpoint: str,
 
     Returns:
         tuple[ExportReport, nn.Module]: What was exported, and the
-        calibrated PyTorch feature model it reproduces.
+        calibrated PyTorch feature model it reproduces (biases snapped).
     """
     setting = parse_export_bits(bits)
     observer_config(observer)
@@ -329,7 +335,8 @@ def export_configured_backbone(config: str,
         opset (int): ONNX opset. Defaults to 17.
 
     Returns:
-        tuple[ExportReport, nn.Module]: What was exported, and the backbone.
+        tuple[ExportReport, nn.Module]: What was exported, and the backbone
+        (biases snapped to their int32 grid, see ``snap_biases``).
     """
     check_writable(out)
     pretrained = load_pretrained(checkpoint, config)

@@ -45,7 +45,10 @@ from .encoding import (ActivationEncoding, LayerEncoding,
                        activation_encoding, encode_layer)
 from .onnx_graph import GraphBuilder, check_opset
 
-__all__ = ['DEFAULT_OPSET', 'ExportReport', 'trace_model', 'export_qdq_model']
+__all__ = [
+    'DEFAULT_OPSET', 'ExportReport', 'TracedLayer', 'trace_model',
+    'traced_layers', 'export_qdq_model'
+]
 
 DEFAULT_OPSET = 17
 _ADD = (operator.add, operator.iadd, torch.add)
@@ -72,6 +75,10 @@ class ExportReport:
         tensor_quantizers (list[str]): Activation quantizers outside layers
             (around residual additions) written as Q/DQ pairs.
         opset (int): The default-domain opset.
+        snapped_biases (dict[str, float]): Layers whose PyTorch bias was
+            moved onto its int32 grid before the export, with the largest
+            move in accumulator steps (``snap_biases``; filled by the
+            export pipeline, empty from :func:`export_qdq_model`).
     """
     outputs: List[str] = field(default_factory=list)
     quantized: Dict[str, Tuple[Optional[int], Optional[int]]] = field(
@@ -82,6 +89,21 @@ class ExportReport:
     float_bias: List[str] = field(default_factory=list)
     tensor_quantizers: List[str] = field(default_factory=list)
     opset: int = DEFAULT_OPSET
+    snapped_biases: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TracedLayer:
+    """A conv / linear layer of a traced model, as the export encodes it.
+
+    Args:
+        name (str): Module name of the layer.
+        bn (str, optional): Module name of the BatchNorm folded into it.
+        encoding (LayerEncoding): Its numbers.
+    """
+    name: str
+    bn: Optional[str]
+    encoding: LayerEncoding
 
 
 class _QuantLeafTracer(fx.Tracer):
@@ -106,6 +128,7 @@ class _Emitter:
         self.graph = graph
         self.b = GraphBuilder()
         self.report = ExportReport()
+        self.layers: List[TracedLayer] = []
         self.env: Dict[fx.Node, Any] = {}
         self._qdq_cache: Dict[Tuple[str, tuple], str] = {}
         self._dq_encoding: Dict[str, ActivationEncoding] = {}
@@ -177,10 +200,7 @@ class _Emitter:
                 self.report.float_bias.append(name)
             return b.constant(f'{name}.bias', enc.bias.astype(np.float32))
         codes = b.constant(f'{name}.bias_codes', enc.bias_codes)
-        scale = b.constant(
-            f'{name}.bias_scale',
-            (np.float32(enc.kernel_input.scale) * enc.weight_scale).astype(
-                np.float32))
+        scale = b.constant(f'{name}.bias_scale', enc.bias_scale)
         zero = b.constant(f'{name}.bias_zero_point',
                           np.zeros(enc.bias_codes.shape[0], dtype=np.int32))
         return b.node('DequantizeLinear', [codes, scale, zero],
@@ -190,6 +210,8 @@ class _Emitter:
         bn_node = self._bn_of.get(node)
         bn = self.modules[bn_node.target] if bn_node is not None else None
         enc = encode_layer(node.target, layer, bn, self._dq_encoding.get(x))
+        self.layers.append(TracedLayer(
+            node.target, bn_node.target if bn_node is not None else None, enc))
         if bn_node is not None:
             self.report.folded_bn[bn_node.target] = node.target
         if enc.quantized:
@@ -354,6 +376,23 @@ def trace_model(model: nn.Module) -> fx.Graph:
     """
     model.eval()
     return _QuantLeafTracer().trace(model)
+
+
+@torch.no_grad()
+def traced_layers(model: nn.Module) -> List[TracedLayer]:
+    """Every conv / linear layer of ``model`` as :func:`export_qdq_model`
+    encodes it: BatchNorm folded, bias codes on the grid of the codes the
+    kernel reads (set by its own input quantizer or an upstream one).
+
+    Args:
+        model (nn.Module): The model, one image tensor in (eval mode is set).
+
+    Returns:
+        list[TracedLayer]: In graph order.
+    """
+    emitter = _Emitter(model, trace_model(model))
+    emitter.run('input')
+    return emitter.layers
 
 
 def _flat_values(value: Any) -> List[str]:

@@ -105,6 +105,11 @@ def summary(report: ExportReport, path: str) -> str:
     if report.tensor_quantizers:
         lines.append(f'block quantizers around residual additions: '
                      f'{len(report.tensor_quantizers)}')
+    if report.snapped_biases:
+        lines.append(
+            f'biases moved onto their int32 grid in the PyTorch model: '
+            f'{len(report.snapped_biases)} layers, by up to '
+            f'{max(report.snapped_biases.values()):.2f} accumulator step')
     if report.float_bias:
         lines.append(f'bias kept float (int32 overflow): {report.float_bias}')
     return '\n'.join(lines)
