@@ -175,7 +175,8 @@ class _PerTensorFakeQuantize(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         (inside, ) = ctx.saved_tensors
-        return grad * inside, None, None, None, None
+        return torch.where(inside, grad, grad.new_zeros(())), None, None, \
+            None, None
 
 
 def fake_quantize_per_tensor(x: Tensor, scale: Tensor, zero_point: Tensor,
