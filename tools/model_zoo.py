@@ -6,12 +6,13 @@ Examples::
     python tools/model_zoo.py info NAME
     python tools/model_zoo.py download NAME [--dir DIR] [--base-url URL]
     python tools/model_zoo.py publish CKPT --name NAME --result FP=91.0 \\
-        --result 4w4a=89.5 [--url https://host/folder/]
+        --result 4w4a=89.5 [--url https://host/folder/] [--config CONFIG] \\
+        [--note TEXT] [--metadata 'Batch Size=128']
     python tools/model_zoo.py table --out docs/model_zoo.md
 """
 import argparse
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from ssql_mm.apis import (download_checkpoint, get_model_entry, list_models,
                           model_zoo_markdown, model_zoo_rows, model_zoo_table,
@@ -28,6 +29,20 @@ def parse_results(pairs: List[str]) -> Dict[str, float]:
             raise ValueError(f'--result takes SETTING=VALUE, got {pair!r}')
         results[setting.strip()] = float(value)
     return results
+
+
+def parse_metadata(pairs: List[str]) -> Dict[str, Union[int, str]]:
+    """``['Iterations=2500', 'Batch Size=128']`` -> ``{'Iterations': 2500,
+    'Batch Size': 128}``: whole numbers become integers, the rest stays
+    text."""
+    fields: Dict[str, Union[int, str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep or not key.strip():
+            raise ValueError(f'--metadata takes KEY=VALUE, got {pair!r}')
+        value = value.strip()
+        fields[key.strip()] = int(value) if value.isdigit() else value
+    return fields
 
 
 def _positive(text: str) -> float:
@@ -68,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument('checkpoint')
     pub.add_argument('--name', required=True)
     pub.add_argument('--url', help='upload location; ending in / = folder')
-    pub.add_argument('--config', help='config path from the repo root')
+    pub.add_argument('--config', help='config path from the repo root; it '
+                     'must build the quantizer placement the checkpoint was '
+                     "trained with (default: keep the entry's)")
     pub.add_argument('--training-data')
     pub.add_argument('--result', action='append', default=[],
                      metavar='SETTING=TOP1', help='e.g. FP=91.2, 4w4a=89.0')
@@ -76,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument('--task', default='Linear Evaluation',
                      help='task of the results (default: %(default)s); '
                      'results of other tasks stay in the entry')
+    pub.add_argument('--note', help="the entry's Metadata.Note (default: "
+                     "keep the entry's)")
+    pub.add_argument('--metadata', action='append', default=[],
+                     metavar='KEY=VALUE', help="another Metadata field, e.g. "
+                     "'Iterations=2500', 'Batch Size=128'")
     pub.add_argument('--metafile')
     pub.add_argument('--out-dir', help='where the slim copy goes')
     pub.add_argument('--backbone-only', action='store_true',
@@ -116,6 +138,9 @@ def run(args: argparse.Namespace) -> None:
                 max_bytes=None if args.max_mib is None else int(
                     args.max_mib * 2**20)))
         elif args.command == 'publish':
+            metadata = parse_metadata(args.metadata)
+            if args.note is not None:
+                metadata['Note'] = args.note
             entry = publish_checkpoint(
                 args.checkpoint, args.name, metafile=args.metafile,
                 out_dir=args.out_dir, url=args.url, config=args.config,
@@ -123,7 +148,7 @@ def run(args: argparse.Namespace) -> None:
                 results=parse_results(args.result), dataset=args.dataset,
                 task=args.task,
                 index=args.index, trusted=args.trust_checkpoint,
-                backbone_only=args.backbone_only)
+                backbone_only=args.backbone_only, metadata=metadata)
             print(f"{entry['Name']}: {entry['Metadata']['Checkpoint']}")
         elif args.command == 'table':
             if args.out:

@@ -6,6 +6,10 @@ checkpoint (the same input gives the same bytes), names the file
 size, config, data and results into a metafile. Without a URL the entry says
 the file is not uploaded (``Weights: null``); the file can then still be
 served from a mirror or local folder through ``SSQL_MM_BASE_URL``.
+
+The entry's config must build the network the checkpoint was trained as:
+``get_model`` rebuilds the backbone from it, so a checkpoint whose stored
+training config names another quantizer placement is refused.
 """
 import hashlib
 import os
@@ -15,9 +19,12 @@ from typing import Any, Dict, Optional, Union
 
 import yaml
 
+from mmengine.config import Config
+
 from ssql_mm.checkpoint import (UnsafePathError, atomic_write_bytes,
                                 checkpoint_bytes, read_checkpoint, sha256sum,
                                 unwrap_state_dict)
+from ssql_mm.models.pretrained import recorded_placement
 from .model_index import default_index_path, read_index_file
 
 __all__ = [
@@ -68,12 +75,11 @@ def check_model_name(name: str) -> None:
             "or digit, e.g. 'ssql-simsiam_resnet18_cifar10'.")
 
 
-def _slim_copy(checkpoint: PathLike, out_dir: Path, name: str,
-               trusted: bool, backbone_only: bool = False) -> Path:
+def _slim_copy(loaded: Dict[str, Any], checkpoint: PathLike, out_dir: Path,
+               name: str, backbone_only: bool = False) -> Path:
     """Weights and meta only (only ``backbone.*`` weights with
     ``backbone_only``), named by their hash: the same input checkpoint
     always gives the same file, byte for byte."""
-    loaded = read_checkpoint(checkpoint, trusted=trusted)
     meta = loaded.get('meta') if isinstance(loaded.get('meta'), dict) else {}
     state = unwrap_state_dict(loaded, f"'{checkpoint}'")
     if backbone_only:
@@ -85,6 +91,75 @@ def _slim_copy(checkpoint: PathLike, out_dir: Path, name: str,
     final = out_dir / f'{name}_{hashlib.sha256(data).hexdigest()[:8]}.pth'
     atomic_write_bytes(data, final)
     return final
+
+
+def _config_path(config: str, root: Path) -> str:
+    """``config`` as an index names it: a path relative to ``root``."""
+    path = Path(config)
+    full = path if path.is_absolute() else root / path
+    if not full.is_file():
+        raise FileNotFoundError(f'Config {config} not found under {root}.')
+    try:
+        return full.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise ValueError(
+            f'Config {config} is outside {root}, the folder the model index '
+            'names configs from; put it under configs/ there and pass that '
+            'path.') from None
+
+
+def _check_placement(loaded: Dict[str, Any], checkpoint: PathLike,
+                     config: Optional[str], root: Path) -> None:
+    """Refuse an entry config that builds another quantizer placement than
+    the training config stored in the checkpoint (``meta['cfg']``)."""
+    meta = loaded.get('meta')
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if not config or not isinstance(text, str) or not text:
+        return
+    trained = recorded_placement(
+        Config.fromstring(text, '.py').get('model') or {})
+    named = recorded_placement(
+        Config.fromfile(str(root / config)).get('model') or {})
+    if trained != named:
+        raise ValueError(
+            f"{checkpoint} was trained with quantizer placement '{trained}' "
+            f"(its stored config), but {config} builds '{named}': get_model "
+            'would rebuild it as another network. Publish it with a config '
+            f"that inherits {config} and sets placement='{trained}'.")
+
+
+def _without_status(note: Optional[str]) -> Optional[str]:
+    """A note without the words that say the checkpoint is not uploaded."""
+    if not note or note.startswith('Not published'):
+        return None
+    return note.replace(UNPUBLISHED_NOTE, '').strip() or None
+
+
+def _set_note(metadata: Dict[str, Any], note: Optional[str],
+              url: Optional[str]) -> None:
+    """A given note replaces the entry's; without a URL the note says the
+    file is not uploaded; with one, that sentence goes."""
+    note = _without_status(note if note is not None else metadata.get('Note'))
+    if url is None:
+        note = f'{note} {UNPUBLISHED_NOTE}' if note else UNPUBLISHED_NOTE
+    if note:
+        metadata['Note'] = note
+    else:
+        metadata.pop('Note', None)
+
+
+def _merge_result(entry: Dict[str, Any], result: Dict[str, Any]) -> None:
+    """Replace the result of the same task and data set in place (or add
+    it last); results of other tasks stay where they are."""
+    key = (result['Task'], result['Dataset'])
+    merged, placed = [], False
+    for old in entry.get('Results') or []:
+        if (old.get('Task'), old.get('Dataset')) != key:
+            merged.append(old)
+        elif not placed:
+            merged.append(result)
+            placed = True
+    entry['Results'] = merged if placed else merged + [result]
 
 
 def _register_metafile(index: Path, metafile: Path) -> None:
@@ -112,7 +187,9 @@ def publish_checkpoint(checkpoint: PathLike,
                        collection: str = 'SSQL',
                        index: Optional[PathLike] = None,
                        trusted: bool = False,
-                       backbone_only: bool = False) -> Dict[str, Any]:
+                       backbone_only: bool = False,
+                       metadata: Optional[Dict[str, Any]] = None
+                       ) -> Dict[str, Any]:
     """Write (or update) the metafile entry of a checkpoint.
 
     Args:
@@ -123,15 +200,19 @@ def publish_checkpoint(checkpoint: PathLike,
         out_dir (str | PathLike, optional): Where the slim, renamed copy is
             written. Defaults to None, the checkpoint's folder.
         url (str, optional): Where the copy is (or will be) uploaded; a URL
-            ending in ``/`` is a folder and gets the file name appended.
-            Defaults to None: the entry is marked unpublished.
-        config (str, optional): Config path relative to the repository root.
-            Defaults to None (keep the entry's).
+            ending in ``/`` is a folder and gets the file name appended (a
+            relative one, e.g. ``'checkpoints/'``, names a file shipped
+            beside the index). Defaults to None: the note says the file is
+            not uploaded.
+        config (str, optional): Config path relative to the repository root
+            (an absolute path inside it is made relative). It must build the
+            quantizer placement of the training config stored in the
+            checkpoint. Defaults to None (keep the entry's).
         training_data (str, optional): Pre-training data. Defaults to None.
         results (dict, optional): Top-1 accuracy per bit-width setting
             (``{'FP': 91.2, '4w4a': 89.0}``); they replace the entry's results
-            of the same task and dataset, and results of other tasks are
-            kept. Defaults to None (keep all).
+            of the same task and dataset in place, and results of other tasks
+            are kept. Defaults to None (keep all).
         dataset (str, optional): Evaluation data of ``results``. Defaults to
             None, ``training_data``.
         task (str): Task of ``results``. Defaults to 'Linear Evaluation'.
@@ -144,6 +225,10 @@ def publish_checkpoint(checkpoint: PathLike,
         backbone_only (bool): Keep only the ``backbone.*`` weights (what
             feature extraction, fine-tuning and deployment need; a third to
             a half of a self-supervised model's file). Defaults to False.
+        metadata (dict, optional): ``Metadata`` fields to set, e.g.
+            ``{'Note': ..., 'Iterations': 2500, 'Batch Size': 128}``; a
+            ``Note`` replaces the entry's (without it the entry's note is
+            kept). Defaults to None.
 
     Returns:
         dict: The entry as written.
@@ -153,32 +238,43 @@ def publish_checkpoint(checkpoint: PathLike,
             :func:`check_model_name`); nothing is written.
         ModelIndexError: The metafile or index is damaged or not in the
             format; nothing is written.
+        ValueError: ``config`` builds another quantizer placement than the
+            checkpoint was trained with, or lies outside the index's folder;
+            nothing is written.
     """
     check_model_name(name)
     index = Path(index) if index is not None else default_index_path()
     root = index.resolve().parent
     metafile = Path(metafile) if metafile is not None else root / \
         DEFAULT_METAFILE
-    if config is not None and not (root / config).is_file():
-        raise FileNotFoundError(f'Config {config} not found under {root}.')
-    # Both files are checked before anything is written.
+    if config is not None:
+        config = _config_path(config, root)
+    extra = dict(metadata or {})
+    if 'Checkpoint' in extra:
+        raise ValueError('Metadata.Checkpoint is written from the file; '
+                         'leave it out of metadata.')
+    # The files and the checkpoint are checked before anything is written.
     data = read_index_file(metafile) if metafile.exists() else {}
     if index.exists():
         read_index_file(index)
-    out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent
-    copy = _slim_copy(checkpoint, out, name, trusted, backbone_only)
-
+    loaded = read_checkpoint(checkpoint, trusted=trusted)
     models = data['Models'] = data.get('Models') or []
     entry = next((m for m in models if m.get('Name') == name), None)
+    _check_placement(loaded, checkpoint,
+                     config or (entry or {}).get('Config'), root)
+    out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent
+    copy = _slim_copy(loaded, checkpoint, out, name, backbone_only)
+
     if entry is None:
         entry = {'Name': name, 'In Collection': collection, 'Metadata': {},
                  'Results': None, 'Weights': None, 'Config': config}
         models.append(entry)
-    metadata = entry.setdefault('Metadata', {}) or {}
-    entry['Metadata'] = metadata
+    fields = entry['Metadata'] = entry.get('Metadata') or {}
+    note = extra.pop('Note', None)
+    fields.update(extra)
     if training_data is not None:
-        metadata['Training Data'] = training_data
-    metadata['Checkpoint'] = {
+        fields['Training Data'] = training_data
+    fields['Checkpoint'] = {
         'File': copy.name,
         'SHA256': sha256sum(copy),
         'Size': copy.stat().st_size,
@@ -186,23 +282,16 @@ def publish_checkpoint(checkpoint: PathLike,
     if url is not None and url.endswith('/'):
         url = url + copy.name
     entry['Weights'] = url
-    if url is None:
-        metadata['Note'] = UNPUBLISHED_NOTE
-    else:
-        metadata.pop('Note', None)
+    _set_note(fields, note, url)
     if config is not None:
         entry['Config'] = config
     if results:
-        result = {
+        _merge_result(entry, {
             'Task': task,
-            'Dataset': dataset or metadata.get('Training Data'),
+            'Dataset': dataset or fields.get('Training Data'),
             'Metrics': {metric_key(k): float(v)
                         for k, v in results.items()},
-        }
-        kept = [r for r in entry.get('Results') or []
-                if (r.get('Task'), r.get('Dataset')) !=
-                (result['Task'], result['Dataset'])]
-        entry['Results'] = kept + [result]
+        })
     atomic_write_bytes(
         (_HEADER + yaml.safe_dump(data, sort_keys=False)).encode('utf-8'),
         metafile)

@@ -19,8 +19,11 @@ _SETTING = re.compile(r'\(([^)]+)\)\s*$')
 
 
 def _accuracies(entry: ModelEntry) -> dict:
+    """Top-1 per setting; a linear evaluation's figures win over other
+    tasks' (the page's table is the linear probe's), whatever their order."""
     values = {}
-    for result in entry.results:
+    for result in sorted(entry.results, key=lambda r: 'linear' in str(
+            r.get('Task')).lower()):
         for metric, value in (result.get('Metrics') or {}).items():
             match = _SETTING.search(metric)
             if match:

@@ -2,6 +2,7 @@ import importlib.util
 from pathlib import Path
 
 import modelindex
+import pytest
 import torch
 import yaml
 
@@ -121,3 +122,48 @@ def test_publish_keeps_other_tasks_and_backbone_only_builds_the_backbone(
     assert type(model).__name__ == 'ResNet_CIFAR'
     for key, value in zoo['model'].backbone.state_dict().items():
         assert torch.equal(model.state_dict()[key], value)
+
+
+def _quantized_run(tmp_path, placement):
+    """A checkpoint whose stored training config trains with
+    ``placement``, and a config file that trains with the same."""
+    text = ("model = dict(type='SSQLSimSiam', backbone=dict(type='ResNet'), "
+            f"quant_cfg=dict(w_bits=4, a_bits=4, placement='{placement}'))\n")
+    ckpt = tmp_path / f'{placement}.pth'
+    torch.save({'meta': {'cfg': text},
+                'state_dict': {'backbone.w': torch.ones(2)}}, ckpt)
+    return ckpt, text
+
+
+def test_publish_adds_an_entry_with_an_existing_config(zoo, tmp_path):
+    index, root = zoo['index'], zoo['root']
+    metafile = root / 'configs' / 'metafile.yml'
+    ckpt, text = _quantized_run(tmp_path, 'integer')
+    (root / 'configs' / 'ssql.py').write_text(text)
+    before = metafile.read_text()
+    for config in ('configs/inputs.py', str(tmp_path / 'outside.py')):
+        Path(config if Path(config).is_absolute() else root / config
+             ).write_text(text.replace('integer', 'inputs'))
+        with pytest.raises(ValueError, match="placement='integer'|outside"):
+            publish_checkpoint(ckpt, 'ssql-seed1', metafile=metafile,
+                               index=index, config=config,
+                               out_dir=tmp_path / 'out')
+    assert metafile.read_text() == before  # nothing written
+    note = 'seed 1, trained and evaluated under integer'
+    for task, fp in (('kNN Evaluation', 33.0), ('Linear Evaluation', 37.0)):
+        entry = publish_checkpoint(
+            ckpt, 'ssql-seed1', metafile=metafile, index=index,
+            config=str(root / 'configs' / 'ssql.py'), url='checkpoints/',
+            out_dir=tmp_path / 'out', results={'FP': fp}, task=task,
+            dataset='CIFAR-10 (10,000 test images)',
+            metadata={'Note': note, 'Iterations': 2500}
+            if task.startswith('kNN') else None)
+    assert entry['Config'] == 'configs/ssql.py'  # relative to the index
+    assert entry['Metadata']['Note'] == note  # kept by the second call
+    assert entry['Metadata']['Iterations'] == 2500
+    assert [r['Task'] for r in entry['Results']] == ['kNN Evaluation',
+                                                     'Linear Evaluation']
+    # the page's table shows the linear probe, whatever the task order
+    row = next(r for r in model_zoo_table(index).splitlines()
+               if r.startswith('| ssql-seed1 '))
+    assert '| 37.00 |' in row and '33.00' not in row
