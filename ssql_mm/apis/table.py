@@ -101,7 +101,11 @@ docs/model_zoo.md`; edit `configs/*/metafile.yml`, not this page.
 
 Top-1 accuracy of a linear classifier on frozen features at each bit-width
 setting (`<w>w<a>a`: weight and activation bits; FP: float). Every model is
-one set of weights evaluated at every bit-width.
+one set of weights evaluated at every bit-width. Quantized figures depend on
+the quantizer placement (`docs/design.md`): each model's note
+(`python tools/model_zoo.py info NAME`) names the placement it was trained
+with and the one its results are evaluated under; compare rows evaluated
+under the same placement.
 
 """
 

@@ -5,10 +5,13 @@ import modelindex
 import pytest
 import torch
 import yaml
+from mmengine.config import Config
 
 from tiny_zoo import TINY_NAME
 from ssql_mm.apis import (get_model, load_model_index, model_zoo_markdown,
                           model_zoo_table, publish_checkpoint)
+from ssql_mm.checkpoint import read_checkpoint, sha256sum
+from ssql_mm.models.pretrained import recorded_placement
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,6 +36,24 @@ def test_repository_index_is_valid_and_honest():
             assert entry.note and 'publish' in entry.note.lower()
         else:
             assert entry.sha256 and len(entry.sha256) == 64 and entry.size
+
+
+def test_shipped_checkpoints_match_their_entries():
+    # Every file in checkpoints/ is one entry's, with that entry's hash, and
+    # the entry's config builds the quantizer placement the file's stored
+    # training config trained with (get_model rebuilds from the entry's).
+    entries = load_model_index(REPO / 'model-index.yml').values()
+    shipped = {e.file_name: e for e in entries
+               if e.weights and '://' not in e.weights}
+    assert sorted(shipped) == sorted(
+        p.name for p in (REPO / 'checkpoints').glob('*.pth'))
+    for entry in shipped.values():
+        path = REPO / entry.weights
+        assert sha256sum(path) == entry.sha256, entry.name
+        stored = Config.fromstring(read_checkpoint(path)['meta']['cfg'], '.py')
+        named = Config.fromfile(entry.config_path)
+        assert recorded_placement(named.model) == \
+            recorded_placement(stored.model), entry.name
 
 
 def test_publish_updates_one_entry(zoo, tmp_path):

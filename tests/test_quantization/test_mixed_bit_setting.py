@@ -17,9 +17,6 @@ from ssql_mm.quantization import (ActivationFakeQuantize, WeightFakeQuantize,
                                   calibrate)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-ZOO_CHECKPOINT = osp.join(
-    ROOT, 'checkpoints',
-    'ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10_657dd446.pth')
 ARCH = dict(depth=18, stem_channels=4, base_channels=4)
 SETTING = BitSetting(
     4, 4, (LayerBits('layer1.0.conv1', w=2, a=8),
@@ -199,14 +196,26 @@ def test_config_builds_the_model_the_sweep_builds(tmp_path):
                                    from_sweep(images)[-1], rtol=0, atol=0)
 
 
-def test_get_model_rebuilds_the_zoo_backbone_at_a_setting(tmp_path):
-    from ssql_mm.apis import get_model
+@pytest.mark.parametrize('name, placement', [
+    ('ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10', 'integer'),
+    ('ssql-simsiam-inputs_resnet18-w16_1xb128-coslr-2500it_cifar10',
+     'inputs'),
+])
+def test_get_model_rebuilds_the_zoo_backbone_at_a_setting(
+        tmp_path, monkeypatch, name, placement):
+    # get_model builds from the entry's config; the reference from the
+    # training config stored in the entry's own shipped file. They agree
+    # only if the entry names the config its weights were trained with.
+    from ssql_mm.apis import get_model, get_model_entry
     from ssql_mm.models.pretrained import load_pretrained
-    name = 'ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10'
+    monkeypatch.setenv('SSQL_MM_HOME', str(tmp_path / 'home'))
+    entry = get_model_entry(name)
+    shipped = osp.join(entry.root, entry.weights)
     path = tmp_path / 'bits.yml'
     save_bit_setting(BitSetting(4, 4, (LayerBits('layer4.*', w=8), )), path)
     model = get_model(name, bits=f'mixed:{path}')
-    reference = load_pretrained(ZOO_CHECKPOINT).build(load_bit_setting(path))
+    reference = load_pretrained(shipped).build(load_bit_setting(path))
+    assert model.placement == reference.placement == placement
     assert quantizer_state(model) == quantizer_state(reference)
     assert model.layer_bits['layer4.1.conv2'] == (8, 4)
     assert model.layer_bits['layer3.1.conv2'] == (4, 4)

@@ -20,8 +20,10 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'mixed_precision.py')
 SWEEP = osp.join(ROOT, 'tools', 'bit_sweep.py')
 EXPORT = osp.join(ROOT, 'tools', 'deploy', 'export_onnx.py')
+# The zoo's SSQL-SimSiam trained with the 'inputs' placement: a bits file
+# searched on it records that placement, not the default.
 ZOO = osp.join(ROOT, 'checkpoints',
-               'ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10_'
+               'ssql-simsiam-inputs_resnet18-w16_1xb128-coslr-2500it_cifar10_'
                '657dd446.pth')
 SUBSET = osp.join(ROOT, 'data', 'cifar10_subset')
 CLASSES = ('airplane', 'cat', 'ship')
