@@ -1,10 +1,12 @@
 """Bit-width table of the shipped SimSiam and SSQL-SimSiam checkpoints.
 
 Fetches both zoo models (from the files shipped with the package, or from
-``SSQL_MM_BASE_URL``), then measures kNN top-1 on the 10,000 CIFAR-10 test
-images at FP, 8w8a, 4w4a, 3w3a and 2w4a with the reproduction's protocol
+``SSQL_MM_BASE_URL``): the float SimSiam baseline and SSQL-SimSiam trained
+with the default ``integer`` placement. Then measures kNN top-1 on the 10,000
+CIFAR-10 test images at FP, 8w8a, 4w4a, 3w3a and 2w4a with the zoo's protocol
 (bank: first 1,000 training images per class; calibration: other training
-images). Prints the table and saves CSV, JSON, Markdown and a plot.
+images, min/max), both quantized with that placement. Prints the table and
+saves CSV, JSON, Markdown and a plot.
 
 Example:
     python tools/compare_zoo.py --data ../shared/data/cifar10
@@ -20,6 +22,7 @@ from ssql_mm.datasets import extract_cifar10
 from ssql_mm.evaluation import SweepConfig, run_bit_sweep
 from ssql_mm.evaluation.report import format_table, write_report
 from ssql_mm.evaluation.sweep import ZOO_PROTOCOL
+from ssql_mm.models.backbones import DEFAULT_PLACEMENT
 
 MODELS = ('simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10',
           'ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10')
@@ -48,7 +51,8 @@ def main() -> None:
         result = run_bit_sweep(
             paths, data, ZOO_PROTOCOL['bits'],
             SweepConfig(knn=True, linear=False,
-                        train_per_class=args.train_per_class))
+                        train_per_class=args.train_per_class,
+                        placement=DEFAULT_PLACEMENT))
         names = [n.split('_resnet')[0] for n in MODELS]
         result.knn = {new: result.knn[old]
                       for old, new in zip(result.checkpoints, names)}
