@@ -151,7 +151,7 @@ def main() -> None:
                 args.config, args.calib_batches, args.batch_size, args.seed,
                 args.opset, args.placement, args.save_calibrated,
                 observer=args.observer or 'minmax', ptq=args.ptq)
-    print(summary(report, args.out))
+        print(summary(report, args.out))
 
 
 if __name__ == '__main__':
