@@ -65,7 +65,7 @@ def float_top1(repo_root, checkpoint, data_root):
     """Top-1 of the fine-tuned weights in mmpretrain's float ResNet_CIFAR."""
     cfg = Config.fromfile(osp.join(repo_root, DEMO))
     backbone = dict(cfg.model.backbone, type='ResNet_CIFAR', init_cfg=None)
-    for key in ('w_bits', 'a_bits'):
+    for key in ('w_bits', 'a_bits', 'placement'):
         backbone.pop(key)
     model = MODELS.build(dict(cfg.model, backbone=backbone,
                               data_preprocessor=cfg.data_preprocessor))
