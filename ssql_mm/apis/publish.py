@@ -9,13 +9,15 @@ served from a mirror or local folder through ``SSQL_MM_BASE_URL``.
 
 The entry's config must build the network the checkpoint was trained as:
 ``get_model`` rebuilds the backbone from it, so a checkpoint whose stored
-training config names another quantizer placement is refused.
+training config names another quantizer placement is refused. The copy keeps
+no machine paths: absolute paths in the stored config are rewritten relative
+to the model index's folder (the repository root).
 """
 import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Iterator, Optional, Union
 
 import yaml
 
@@ -75,12 +77,40 @@ def check_model_name(name: str) -> None:
             "or digit, e.g. 'ssql-simsiam_resnet18_cifar10'.")
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside nested dicts, lists and tuples."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _portable_meta(meta: Dict[str, Any], root: Path) -> Dict[str, Any]:
+    """``meta`` whose stored config (``meta['cfg']``, MMEngine's text) names
+    every absolute path relative to ``root`` instead, e.g.
+    ``data_root='/home/me/data/cifar10'`` -> ``'../data/cifar10'`` for a
+    repository in ``/home/me/repo``."""
+    text = meta.get('cfg')
+    if not isinstance(text, str) or not text:
+        return meta
+    for path in sorted(set(_strings(Config.fromstring(text, '.py').to_dict()))):
+        if os.path.isabs(path):
+            text = text.replace(repr(path),
+                                repr(os.path.relpath(path, root)))
+    return dict(meta, cfg=text)
+
+
 def _slim_copy(loaded: Dict[str, Any], checkpoint: PathLike, out_dir: Path,
-               name: str, backbone_only: bool = False) -> Path:
+               name: str, root: Path, backbone_only: bool = False) -> Path:
     """Weights and meta only (only ``backbone.*`` weights with
-    ``backbone_only``), named by their hash: the same input checkpoint
-    always gives the same file, byte for byte."""
+    ``backbone_only``; see :func:`_portable_meta`), named by their hash: the
+    same input checkpoint always gives the same file, byte for byte."""
     meta = loaded.get('meta') if isinstance(loaded.get('meta'), dict) else {}
+    meta = _portable_meta(meta, root)
     state = unwrap_state_dict(loaded, f"'{checkpoint}'")
     if backbone_only:
         state = {k: v for k, v in state.items() if k.startswith('backbone.')}
@@ -193,7 +223,9 @@ def publish_checkpoint(checkpoint: PathLike,
     """Write (or update) the metafile entry of a checkpoint.
 
     Args:
-        checkpoint (str | PathLike): A Runner or ssql_mm checkpoint.
+        checkpoint (str | PathLike): A Runner or ssql_mm checkpoint. The
+            copy's stored config names absolute paths relative to the
+            index's folder.
         name (str): Model name; an entry of that name is updated.
         metafile (str | PathLike, optional): Metafile to write. Defaults to
             None, ``configs/ssql/metafile.yml`` next to the model index.
@@ -263,7 +295,7 @@ def publish_checkpoint(checkpoint: PathLike,
     _check_placement(loaded, checkpoint,
                      config or (entry or {}).get('Config'), root)
     out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent
-    copy = _slim_copy(loaded, checkpoint, out, name, backbone_only)
+    copy = _slim_copy(loaded, checkpoint, out, name, root, backbone_only)
 
     if entry is None:
         entry = {'Name': name, 'In Collection': collection, 'Metadata': {},

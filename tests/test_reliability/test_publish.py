@@ -61,3 +61,26 @@ def test_publish_name_cannot_leave_the_out_dir(tmp_path, capsys, name):
     assert len(err) == 1 and err[0].startswith('model_zoo: error: ')
     assert 'not a plain name' in err[0]
     assert _tree(tmp_path) == before
+
+
+def test_published_copy_keeps_no_machine_paths(tmp_path):
+    # MMEngine stores the training config with the paths it was given; a
+    # published file (shipped in wheels) names them relative to the repo.
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    (repo / 'model-index.yml').write_text('Import: []\n')
+    cfg = (f"data_root = '{tmp_path}/data/cifar10'\n"
+           f"work_dir = '{repo}/work_dirs/run'\n"
+           "model = dict(type='ResNet', depth=18)\n")
+    ckpt = tmp_path / 'iter_10.pth'
+    torch.save({'meta': {'cfg': cfg, 'iter': 10},
+                'state_dict': {'backbone.w': torch.ones(2)}}, ckpt)
+    entry = publish_checkpoint(ckpt, 'm', metafile=repo / 'meta.yml',
+                               out_dir=repo / 'checkpoints',
+                               index=repo / 'model-index.yml')
+    slim = torch.load(repo / 'checkpoints' / entry['Metadata']['Checkpoint']
+                      ['File'], weights_only=True)
+    assert str(tmp_path) not in slim['meta']['cfg']
+    assert "data_root = '../data/cifar10'" in slim['meta']['cfg']
+    assert "work_dir = 'work_dirs/run'" in slim['meta']['cfg']
+    assert slim['meta']['iter'] == 10
