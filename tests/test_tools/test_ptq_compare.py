@@ -35,7 +35,8 @@ def test_jobs_cover_methods_and_draws_and_skip_finished_sweeps(recipe,
     args = recipe.parse_args([
         '--work', work, '--checkpoints', 'simsiam_seed0=a.pth',
         '--methods', 'minmax', 'brecq', '--draws', '3', '--ptq-draws', '2',
-        '--ptq-options', 'iters=50', '--placement', 'integer'])
+        '--ptq-options', 'iters=50', '--placement', 'integer',
+        '--bits', '4/4', '3/3', '2/4', '--ptq-bits', '4/4', '2/4'])
     write_sweep(work, 'simsiam_seed0', 'minmax_draw1', {'4w4a': 1.0})
     jobs = recipe.sweep_jobs(args, 'DATA')
     labels = [label for label, _, _, _ in jobs]
@@ -50,6 +51,11 @@ def test_jobs_cover_methods_and_draws_and_skip_finished_sweeps(recipe,
     assert brecq[brecq.index('--seed') + 1] == '1'
     assert brecq[brecq.index('--placement') + 1] == 'integer'
     assert brecq[brecq.index('--preset') + 1] == 'zoo'
+    assert brecq[brecq.index('--bits') + 1:brecq.index('--seed')] == [
+        '4/4', '2/4']
+    minmax = jobs[1][1]
+    assert minmax[minmax.index('--bits') + 1:minmax.index('--seed')] == [
+        '4/4', '3/3', '2/4']
     fp = jobs[0][1]
     assert fp[fp.index('--bits') + 1:fp.index('--bits') + 2] == ['fp']
 

@@ -95,10 +95,13 @@ def sweep_jobs(args: argparse.Namespace, data: str
             draws = (args.ptq_draws if method in RECONSTRUCTIONS else
                      args.draws)
             opts = list(METHODS[method])
-            if method in RECONSTRUCTIONS and args.ptq_options:
-                opts[-1] += ':' + args.ptq_options
-            runs += [(method, d, opts + ['--bits', *args.bits, '--seed',
-                                         str(d)]) for d in range(draws)]
+            bits = args.bits
+            if method in RECONSTRUCTIONS:
+                bits = args.ptq_bits or args.bits
+                if args.ptq_options:
+                    opts[-1] += ':' + args.ptq_options
+            runs += [(method, d, opts + ['--bits', *bits, '--seed', str(d)])
+                     for d in range(draws)]
         for order, (method, draw, opts) in enumerate(runs):
             out = osp.join(args.work, name, f'{method}_draw{draw}')
             if osp.isfile(osp.join(out, 'bit_sweep.json')):
@@ -151,9 +154,10 @@ def summarize(args: argparse.Namespace, scores: Dict[str, dict]) -> str:
     names = list(args.checkpoints)
     methods = list(args.methods)
     settings = [parse_bit_setting(b).name for b in args.bits]
-    blocks = [f'Placement: {args.placement}; bits {" ".join(args.bits)}; '
-              f'draws: {args.draws} (observers), {args.ptq_draws} '
-              '(reconstructions).']
+    ptq_bits = ' '.join(args.ptq_bits or args.bits)
+    blocks = [f'Placement: {args.placement}; bits {" ".join(args.bits)} '
+              f'(reconstructions: {ptq_bits}); draws: {args.draws} '
+              f'(observers), {args.ptq_draws} (reconstructions).']
     summary: Dict[str, dict] = {}
     for metric, title in (('knn', 'kNN top-1 (%)'),
                           ('linear', 'linear probe top-1 (%)')):
@@ -251,6 +255,9 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
                         help='calibration draws of the observers')
     parser.add_argument('--ptq-draws', type=int, default=2,
                         help='calibration draws of the reconstructions')
+    parser.add_argument('--ptq-bits', nargs='+',
+                        help='settings of the reconstructions (default: '
+                        '--bits); the summary leaves the others empty')
     parser.add_argument('--ptq-options', default='',
                         help="extra method arguments, e.g. 'iters=200'")
     parser.add_argument('--placement', choices=PLACEMENTS,
