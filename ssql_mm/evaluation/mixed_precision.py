@@ -40,7 +40,8 @@ from ssql_mm.quantization.sensitivity import (SENSITIVITY_METHODS,
                                               search_space)
 
 __all__ = [
-    'SearchOptions', 'SearchResult', 'search_bits', 'format_search',
+    'SearchOptions', 'SearchResult', 'search_bits', 'search_bits_per_budget',
+    'format_search',
     'describe_quantizers', 'REFERENCE_SETTINGS'
 ]
 
@@ -183,13 +184,39 @@ def search_bits(checkpoint: str,
     Returns:
         SearchResult: The setting, its cost and the sensitivities.
     """
+    return search_bits_per_budget(checkpoint, [budgets], calib_images,
+                                  options, config)[0]
+
+
+def search_bits_per_budget(checkpoint: str,
+                           budget_sets: Sequence[Sequence[str]],
+                           calib_images: torch.Tensor,
+                           options: Optional[SearchOptions] = None,
+                           config: Optional[str] = None
+                           ) -> List[SearchResult]:
+    """One search per set of budgets, on one measurement of the
+    sensitivities (a Pareto front costs one sensitivity pass).
+
+    Args:
+        checkpoint (str): A checkpoint ``load_pretrained`` reads.
+        budget_sets (Sequence[Sequence[str]]): For each search, the
+            budgets it meets (as in :func:`search_bits`).
+        calib_images (Tensor): As in :func:`search_bits`.
+        options (SearchOptions, optional): Defaults to None (defaults).
+        config (str, optional): Pretraining config. Defaults to None.
+
+    Returns:
+        list[SearchResult]: One per budget set, in order; their
+        ``seconds['sensitivity']`` is the shared measurement's.
+    """
     start = time.perf_counter()
     options = options or SearchOptions()
     if options.method not in SENSITIVITY_METHODS:
         raise ValueError(f'Unknown sensitivity method {options.method!r}; '
                          f"use one of {', '.join(SENSITIVITY_METHODS)}.")
-    parsed = [parse_budget(text) for text in budgets]
-    if not parsed:
+    parsed_sets = [[parse_budget(text) for text in budgets]
+                   for budgets in budget_sets]
+    if not parsed_sets or not all(parsed_sets):
         raise ValueError('No budget given; pass e.g. --budget bops=3/3.')
     constraints = [parse_constraint(text) for text in options.constraints]
     w_cand = _candidates(options.w_candidates, 'weight')
@@ -210,35 +237,43 @@ def search_bits(checkpoint: str,
                                       pretrained.std, options.batch_size,
                                       device))
     costs = layer_costs(model, batches[0])
+    uniform = [b.uniform for parsed in parsed_sets for b in parsed
+               if b.uniform]
     references = {text: _uniform_cost(model, costs, text, base)
-                  for text in dict.fromkeys(
-                      list(REFERENCE_SETTINGS) +
-                      [b.uniform for b in parsed if b.uniform])}
-    for budget in parsed:
-        if budget.uniform:
-            budget.value = references[budget.uniform][budget.kind]
+                  for text in dict.fromkeys(list(REFERENCE_SETTINGS) +
+                                            uniform)}
     w_bits, a_bits = model_bits(model)
     layers, acts = search_space(model)
     pinned_w = {n: b for n, b in w_bits.items() if n not in layers}
     pinned_a = {n: b for n, b in a_bits.items() if n not in acts}
-    check_budgets(  # before the sensitivities are paid for
-        BitProblem(costs, {n: dict.fromkeys(w_cand, 0.) for n in layers},
-                   {n: dict.fromkeys(a_cand, 0.) for n in acts}, pinned_w,
-                   pinned_a), parsed, constraints)
+    for parsed in parsed_sets:
+        for budget in parsed:
+            if budget.uniform:
+                budget.value = references[budget.uniform][budget.kind]
+        check_budgets(  # before the sensitivities are paid for
+            BitProblem(costs, {n: dict.fromkeys(w_cand, 0.) for n in layers},
+                       {n: dict.fromkeys(a_cand, 0.) for n in acts},
+                       pinned_w, pinned_a), parsed, constraints)
     logger = MMLogger.get_current_instance()
     logger.info(f'mixed precision: {pretrained.name}, {options.method} '
                 f'sensitivity on {len(calib_images)} images')
     sensitivity = _sensitivity(model, batches, options, w_cand, a_cand)
     problem = BitProblem(costs, sensitivity.weights, sensitivity.activations,
                          pinned_w, pinned_a)
-    allocation = allocate_bits(problem, parsed, constraints,
-                               options.time_limit)
-    setting = _setting(model, allocation, base, placement)
-    _check_reproduces(pretrained, setting, placement, batches[0], allocation)
-    return SearchResult(
-        setting, allocation, sensitivity, costs, parsed, references,
-        dict(sensitivity=sensitivity.seconds, allocation=allocation.seconds,
-             total=time.perf_counter() - start), pretrained.name)
+    prepared = time.perf_counter() - start
+    results = []
+    for parsed in parsed_sets:
+        allocation = allocate_bits(problem, parsed, constraints,
+                                   options.time_limit)
+        setting = _setting(model, allocation, base, placement)
+        _check_reproduces(pretrained, setting, placement, batches[0],
+                          allocation)
+        results.append(SearchResult(
+            setting, allocation, sensitivity, costs, parsed, references,
+            dict(sensitivity=sensitivity.seconds,
+                 allocation=allocation.seconds,
+                 total=prepared + allocation.seconds), pretrained.name))
+    return results
 
 
 def _check_reproduces(pretrained: PretrainedBackbone, setting: BitSetting,

@@ -147,3 +147,27 @@ def test_sweep_refuses_a_bits_file_with_an_unknown_layer(tmp_path, data_dir,
     line = fails(EXPORT, [ZOO, '--bits', f'mixed:{bits}', '--out',
                           tmp_path / 'm.onnx'], monkeypatch, capsys)
     assert "layer 'layer1.0.conv1' w is 1; use an integer in [2, 16]" in line
+
+
+def test_one_sensitivity_pass_serves_every_budget(data_dir, monkeypatch):
+    from ssql_mm.evaluation import load_split
+    from ssql_mm.evaluation import mixed_precision as mp
+    images = load_split(osp.join(data_dir, 'train')).images
+    passes = []
+    measure = mp._sensitivity
+    monkeypatch.setattr(mp, '_sensitivity',
+                        lambda *args: passes.append(1) or measure(*args))
+    options = mp.SearchOptions(method='measured', w_candidates=(2, 8),
+                               a_candidates=(4, 8), batch_size=12)
+    budget_sets = [['bops=2/4'], ['bops=4/4'], ['size=3/3', 'bops=4/4']]
+    results = mp.search_bits_per_budget(ZOO, budget_sets, images, options)
+    assert len(passes) == 1
+    for result in results:
+        for budget in result.budgets:
+            assert result.allocation.cost[budget.kind] <= budget.value
+    alone = mp.search_bits(ZOO, budget_sets[-1], images, options)
+    assert len(passes) == 2
+    assert results[-1].setting == alone.setting
+    assert results[-1].allocation.cost == alone.allocation.cost
+    assert results[0].allocation.cost['bops'] < \
+        results[1].allocation.cost['bops']
