@@ -15,7 +15,8 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from ssql_mm.checkpoint import (CheckpointMismatchError, check_writable,
+from ssql_mm.checkpoint import (CheckpointMismatchError, check_finite_state,
+                                check_writable,
                                 read_checkpoint, unwrap_state_dict,
                                 write_checkpoint)
 from ssql_mm.models.backbones import check_placement
@@ -72,6 +73,9 @@ def load_linear_head(path: str, in_features: int) -> nn.Linear:
 
     Returns:
         nn.Linear: The classifier, in eval mode.
+
+    Raises:
+        CorruptCheckpointError: The head's weights are not finite.
     """
     state = unwrap_state_dict(read_checkpoint(path),
                               f"Head checkpoint '{path}'")
@@ -82,6 +86,7 @@ def load_linear_head(path: str, in_features: int) -> nn.Linear:
             f'Head checkpoint {path} has no {missing} (keys look like: '
             f'{sample}); pass a linear-classifier checkpoint (mmpretrain '
             'LinearClsHead).')
+    check_finite_state({k: state[k] for k in HEAD_KEYS}, path)
     weight, bias = state[HEAD_KEYS[0]], state[HEAD_KEYS[1]]
     if weight.dim() != 2 or weight.shape[1] != in_features:
         raise CheckpointMismatchError(

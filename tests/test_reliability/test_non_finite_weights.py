@@ -60,3 +60,20 @@ def test_run_bit_sweep_refuses_non_finite_weights_before_images(
         run_bit_sweep([nan_checkpoint], cifar_subset, ['fp', '4/4'],
                       SweepConfig(linear=False))
     _check_message(err, nan_checkpoint)
+
+
+def test_export_checkpoint_refuses_a_non_finite_head(tmp_path):
+    # ResNet_CIFAR-18 at 8 base channels gives 64 features.
+    backbone = write_backbone_checkpoint(tmp_path / 'ssl.pth')
+    head = tmp_path / 'head.pth'
+    weight = torch.zeros(10, 64)
+    weight[3, 5] = float('nan')
+    torch.save({'state_dict': {'head.fc.weight': weight,
+                               'head.fc.bias': torch.zeros(10)}}, head)
+    out = tmp_path / 'model.onnx'
+    with pytest.raises(CorruptCheckpointError) as err:
+        export_checkpoint(backbone, str(out), bits='fp', head=str(head))
+    message = str(err.value)
+    assert '\n' not in message and str(head) in message
+    assert 'head.fc.weight (1 NaN, 0 inf)' in message
+    assert not out.exists()
