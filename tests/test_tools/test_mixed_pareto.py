@@ -1,24 +1,15 @@
 """The mixed-precision Pareto recipe: which sweeps it runs, what it skips,
 and the comparisons its summary derives from finished searches and sweeps."""
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-BENCHMARKS = osp.join(ROOT, 'tools', 'benchmarks')
-
 
 @pytest.fixture
-def recipe(monkeypatch):
-    monkeypatch.syspath_prepend(BENCHMARKS)
-    spec = importlib.util.spec_from_file_location(
-        'mixed_pareto', osp.join(BENCHMARKS, 'mixed_pareto.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def recipe(load_benchmark):
+    return load_benchmark('mixed_pareto')
 
 
 def write_json(path, data):

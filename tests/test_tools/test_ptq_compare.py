@@ -1,24 +1,15 @@
 """The PTQ comparison recipe: which sweeps it runs, what it skips, and the
 numbers its summary derives from finished sweeps."""
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-BENCHMARKS = osp.join(ROOT, 'tools', 'benchmarks')
-
 
 @pytest.fixture
-def recipe(monkeypatch):
-    monkeypatch.syspath_prepend(BENCHMARKS)
-    spec = importlib.util.spec_from_file_location(
-        'ptq_compare', osp.join(BENCHMARKS, 'ptq_compare.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def recipe(load_benchmark):
+    return load_benchmark('ptq_compare')
 
 
 def write_sweep(work, run, job, knn, linear=None):
