@@ -96,7 +96,8 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
 def bits_file(args: argparse.Namespace, name: str, method: str,
               budget: str) -> str:
     """Where the bits file of one checkpoint, method and budget goes."""
-    return osp.join(args.work, name, 'bits', f'{method}_{budget_tag(budget)}.yml')
+    return osp.join(args.work, name, 'bits',
+                    f'{method}_{budget_tag(budget)}.yml')
 
 
 def search_record(args: argparse.Namespace, name: str, method: str) -> str:
@@ -236,7 +237,7 @@ def summarize(args: argparse.Namespace, rows: Dict[str, dict],
                 f"{_num(row['size'], 1024, 1)} | {row['knn']:.2f} | "
                 f"{row['linear']:.2f} |")
         lines.append('')
-    lines += ['Mixed − uniform at the uniform setting\'s cost (kNN / linear):',
+    lines += ["Mixed − uniform at the uniform setting's cost (kNN / linear):",
               '', '| checkpoint | budget | ' + ' | '.join(args.methods) + ' |',
               '|---|---|' + '---:|' * len(args.methods)]
     for name, table in rows.items():
