@@ -15,6 +15,7 @@ import argparse
 import torch
 from mmengine.logging import MMLogger
 
+from ssql_mm.apis import resolve_checkpoint
 from ssql_mm.arguments import positive_int
 from ssql_mm.checkpoint import check_writable, report_errors
 from ssql_mm.evaluation import load_split
@@ -37,7 +38,8 @@ def bits_list(text: str) -> tuple:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('checkpoint', help='checkpoint with backbone weights')
+    parser.add_argument('checkpoint', help='checkpoint with backbone weights, '
+                        'or a model-zoo name')
     parser.add_argument('--budget', action='append', default=[],
                         help='bops=VALUE, size=VALUE (bytes) or '
                         'avg-bits=VALUE; VALUE a number (k/M/G suffixes) or '
@@ -89,8 +91,8 @@ def main() -> None:
     args = parse_args()
     with report_errors('mixed_precision', (ValueError, FileNotFoundError)):
         if args.list_layers:
-            print(describe_quantizers(args.checkpoint, args.placement,
-                                      args.config))
+            print(describe_quantizers(resolve_checkpoint(args.checkpoint),
+                                      args.placement, args.config))
             return
         missing = [flag for flag, value in (
             ('--budget', args.budget), ('--calib-data', args.calib_data),
@@ -111,7 +113,8 @@ def main() -> None:
             placement=args.placement, batch_size=args.batch_size,
             num_samples=args.samples, seed=args.seed,
             time_limit=args.time_limit, device=args.device)
-        result = search_bits(args.checkpoint, args.budget, images, options,
+        result = search_bits(resolve_checkpoint(args.checkpoint),
+                             args.budget, images, options,
                              args.config)
         save_bit_setting(result.setting, args.out, result.info())
         print(format_search(result))

@@ -21,6 +21,7 @@ import math
 import os
 import os.path as osp
 import socket
+import sys
 import threading
 import time
 import urllib.error
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import (Any, BinaryIO, Callable, Iterator, List, Optional, Tuple,
                     Union)
 
-from mmengine.logging import MMLogger
+from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                            TimeRemainingColumn, TransferSpeedColumn)
 
@@ -239,12 +240,20 @@ def _content_length(resp: Any, url: str) -> Optional[int]:
     return int(length)
 
 
+def _status(message: str) -> None:
+    """A download's status line, on stderr (stdout carries a tool's
+    results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 @contextmanager
 def _progress(total: Optional[int], label: str,
               enabled: bool) -> Iterator[Callable[[int], None]]:
     columns = (TextColumn('{task.description}'), BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not enabled) as bar:
+    # stderr: a tool's stdout carries its results (tables, JSON, names)
+    with Progress(*columns, disable=not enabled,
+                  console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -406,18 +415,17 @@ def fetch_to_cache(url: str,
     Returns:
         str: Path of the local file.
     """
-    logger = MMLogger.get_current_instance()
     folder = Path(dir).expanduser() if dir is not None else cache_dir()
     dest = cache_path(folder, file_name, f'file name for {url}')
     if dest.is_file() and sha256 is not None:
         if sha256sum(dest) == sha256.lower():
-            logger.info(f'Using cached checkpoint {dest}')
+            _status(f'Using cached checkpoint {dest}')
             return str(dest)
-        logger.warning(f'Cached {dest} does not match its SHA-256; '
-                       'downloading it again.')
+        _status(f'Cached {dest} does not match its SHA-256; downloading '
+                'it again.')
     if sha256 is None:
-        logger.warning(f'No SHA-256 is known for {url}: its integrity is '
-                       'not verified, so it is downloaded again each time.')
-    logger.info(f'Downloading {url} to {dest}')
+        _status(f'No SHA-256 is known for {url}: its integrity is not '
+                'verified, so it is downloaded again each time.')
+    _status(f'Downloading {url} to {dest}')
     return str(fetch_file(url, dest, sha256, size, progress, timeout,
                           deadline, max_bytes))

@@ -102,3 +102,16 @@ def test_extract_and_export_accept_a_zoo_name(monkeypatch, tmp_path):
     runpy.run_path(osp.join(ROOT, 'tools', 'deploy', 'export_onnx.py'),
                    run_name='__main__')
     assert osp.getsize(tmp_path / 'model.onnx') > 1e6
+
+
+def test_mixed_precision_accepts_a_zoo_name(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv('SSQL_MM_HOME', str(tmp_path / 'home'))
+    monkeypatch.setattr(sys, 'argv', ['mixed_precision.py', ZOO_NAME,
+                                      '--list-layers'])
+    runpy.run_path(osp.join(ROOT, 'tools', 'mixed_precision.py'),
+                   run_name='__main__')
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith('# ') and 'placement integer' in lines[0]
+    assert any(line.startswith('layer1.0.conv1  layer') for line in lines)
+    # The download's status went to stderr, not into the tool's output.
+    assert not any('Downloading' in line for line in lines)

@@ -29,6 +29,7 @@ from typing import Dict, List, Sequence
 import torch
 from repro_cifar10 import run_streams, sweep_data
 
+from ssql_mm.apis import resolve_checkpoint
 from ssql_mm.checkpoint import report_errors
 from ssql_mm.models.bit_setting import parse_bit_setting, save_bit_setting
 from ssql_mm.quantization.sensitivity import SENSITIVITY_METHODS
@@ -295,6 +296,8 @@ def main() -> None:
     with report_errors('mixed_pareto'):
         data = sweep_data(args)
         if not args.summary_only:
+            args.checkpoints = {name: resolve_checkpoint(path)
+                                for name, path in args.checkpoints.items()}
             stage_search(args, data)
             stage_sweep(args, data)
         rows = collect(args)
