@@ -246,14 +246,16 @@ def search_bits_per_budget(checkpoint: str,
     layers, acts = search_space(model)
     pinned_w = {n: b for n, b in w_bits.items() if n not in layers}
     pinned_a = {n: b for n, b in a_bits.items() if n not in acts}
+    unmeasured = BitProblem(costs,
+                            {n: dict.fromkeys(w_cand, 0.) for n in layers},
+                            {n: dict.fromkeys(a_cand, 0.) for n in acts},
+                            pinned_w, pinned_a)
     for parsed in parsed_sets:
         for budget in parsed:
             if budget.uniform:
                 budget.value = references[budget.uniform][budget.kind]
-        check_budgets(  # before the sensitivities are paid for
-            BitProblem(costs, {n: dict.fromkeys(w_cand, 0.) for n in layers},
-                       {n: dict.fromkeys(a_cand, 0.) for n in acts},
-                       pinned_w, pinned_a), parsed, constraints)
+        # before the sensitivities are paid for
+        check_budgets(unmeasured, parsed, constraints)
     logger = MMLogger.get_current_instance()
     logger.info(f'mixed precision: {pretrained.name}, {options.method} '
                 f'sensitivity on {len(calib_images)} images')

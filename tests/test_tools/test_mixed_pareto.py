@@ -64,7 +64,7 @@ def test_summary_puts_costs_beside_accuracy_and_compares_at_equal_budget(
                         'bit_sweep.json'),
                dict(knn={'x': {'mixed:measured_bops-3w3a': 24.5}},
                     linear={'x': {'mixed:measured_bops-3w3a': 21.0}}))
-    rows = recipe.collect(args)
+    rows = recipe.collect(args, recipe.search_records(args))
     mixed = rows['ssql']['mixed:measured_bops-3w3a']
     assert (mixed['bops'], mixed['size'], mixed['kind']) == (
         2.9e9, 3500, 'measured')

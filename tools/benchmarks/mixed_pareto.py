@@ -34,7 +34,6 @@ from ssql_mm.checkpoint import report_errors
 from ssql_mm.models.bit_setting import parse_bit_setting, save_bit_setting
 from ssql_mm.quantization.sensitivity import SENSITIVITY_METHODS
 
-BANK_PER_CLASS = 1000
 _NAME = re.compile(r'^[\w.-]+$')
 _BUDGET = re.compile(r'^(bops|size|avg-bits)=(\d+)/(\d+)$')
 
@@ -109,8 +108,9 @@ def search_record(args: argparse.Namespace, name: str, method: str) -> str:
 def calibration_pool(data: str, count: int) -> torch.Tensor:
     """``count`` training images outside the kNN bank (seed 0)."""
     from ssql_mm.evaluation import load_split
-    from ssql_mm.evaluation.sweep import split_bank
-    _, pool = split_bank(load_split(osp.join(data, 'train')), BANK_PER_CLASS)
+    from ssql_mm.evaluation.sweep import ZOO_PROTOCOL, split_bank
+    _, pool = split_bank(load_split(osp.join(data, 'train')),
+                         ZOO_PROTOCOL['train_per_class'])
     order = torch.randperm(len(pool),
                            generator=torch.Generator().manual_seed(0))
     return pool[order[:count]]
@@ -181,19 +181,30 @@ def stage_sweep(args: argparse.Namespace, data: str) -> None:
     run_streams([s for s in streams if s], args.threads)
 
 
-def collect(args: argparse.Namespace) -> Dict[str, dict]:
+def search_records(args: argparse.Namespace) -> Dict[tuple, dict]:
+    """The finished searches' records, by ``(checkpoint name, method)``."""
+    records = {}
+    for name in args.checkpoints:
+        for method in args.methods:
+            path = search_record(args, name, method)
+            if osp.isfile(path):
+                with open(path) as f:
+                    records[(name, method)] = json.load(f)
+    return records
+
+
+def collect(args: argparse.Namespace,
+            records: Dict[tuple, dict]) -> Dict[str, dict]:
     """``rows[name][setting]`` = dict(bops, size, knn, linear, kind) from
-    the finished searches and sweeps."""
+    the finished searches (``records``) and sweeps."""
     rows: Dict[str, dict] = {}
     for name in args.checkpoints:
         costs: Dict[str, dict] = {}
         budgets: Dict[str, str] = {}
         for method in args.methods:
-            path = search_record(args, name, method)
-            if not osp.isfile(path):
+            record = records.get((name, method))
+            if record is None:
                 continue
-            with open(path) as f:
-                record = json.load(f)
             for text, cost in record['references'].items():
                 costs[parse_bit_setting(text).name] = cost
             for setting, item in record['settings'].items():
@@ -300,15 +311,10 @@ def main() -> None:
                                 for name, path in args.checkpoints.items()}
             stage_search(args, data)
             stage_sweep(args, data)
-        rows = collect(args)
-        seconds = {}
-        for name in args.checkpoints:
-            for method in args.methods:
-                path = search_record(args, name, method)
-                if osp.isfile(path):
-                    with open(path) as f:
-                        seconds[(name, method)] = json.load(f)['seconds']
-        text = summarize(args, rows, seconds)
+        records = search_records(args)
+        rows = collect(args, records)
+        text = summarize(args, rows, {key: record['seconds']
+                                      for key, record in records.items()})
         os.makedirs(args.work, exist_ok=True)
         with open(osp.join(args.work, 'summary.md'), 'w') as f:
             f.write(text + '\n')
