@@ -125,6 +125,19 @@ def load_cifar10_arrays(data_root: str,
     return images, labels
 
 
+def _check_range(per_class_range: Optional[Sequence[int]]
+                 ) -> Optional[Tuple[int, int]]:
+    if per_class_range is None:
+        return None
+    if (len(per_class_range) != 2
+            or not all(isinstance(v, int) for v in per_class_range)
+            or not 0 <= per_class_range[0] < per_class_range[1]):
+        raise ValueError(
+            f'per_class_range must be (start, stop) with 0 <= start < stop, '
+            f'got {per_class_range!r}.')
+    return int(per_class_range[0]), int(per_class_range[1])
+
+
 @DATASETS.register_module()
 class CIFAR10InMemory(BaseDataset):
     """CIFAR-10 from JPEG class folders or their archives, held in memory.
@@ -145,6 +158,10 @@ class CIFAR10InMemory(BaseDataset):
             int keeps the first N). Defaults to None (all).
         cache_dir (str, optional): Where decoded arrays are kept.
             Defaults to None.
+        per_class_range (tuple[int, int], optional): Keep, in every class,
+            the images of rank ``start <= rank < stop`` in file-name order
+            (the model zoo's kNN bank is ranks 0-999, so ``(1000, 1500)``
+            is a labelled set disjoint from it). Defaults to None (all).
         **kwargs: Other arguments of mmpretrain's ``BaseDataset``.
     """
 
@@ -156,9 +173,11 @@ class CIFAR10InMemory(BaseDataset):
                  pipeline: Sequence = (dict(type='PackInputs'), ),
                  indices=None,
                  cache_dir: Optional[str] = None,
+                 per_class_range: Optional[Tuple[int, int]] = None,
                  **kwargs) -> None:
         self.split = split
         self.cache_dir = cache_dir
+        self.per_class_range = _check_range(per_class_range)
         self.images: Optional[np.ndarray] = None
         kwargs.setdefault('serialize_data', False)
         super().__init__(
@@ -172,8 +191,21 @@ class CIFAR10InMemory(BaseDataset):
         """Decode the split and list one ``dict(img_index, gt_label)`` each."""
         self.images, labels = load_cifar10_arrays(self.data_root, self.split,
                                                   self.cache_dir)
-        return [dict(img_index=i, gt_label=int(label))
-                for i, label in enumerate(labels)]
+        keep = np.ones(len(labels), dtype=bool)
+        if self.per_class_range is not None:
+            start, stop = self.per_class_range
+            rank = np.zeros(len(labels), dtype=np.int64)
+            for label in np.unique(labels):
+                where = np.flatnonzero(labels == label)
+                if len(where) < stop:
+                    raise ValueError(
+                        f'per_class_range={self.per_class_range}: class '
+                        f'{CIFAR10_CLASSES[label]!r} of the {self.split} split '
+                        f'has only {len(where)} images; lower the stop.')
+                rank[where] = np.arange(len(where))
+            keep = (rank >= start) & (rank < stop)
+        return [dict(img_index=int(i), gt_label=int(labels[i]))
+                for i in np.flatnonzero(keep)]
 
     def get_data_info(self, idx: int) -> dict:
         """Item ``idx`` with its image array."""

@@ -8,7 +8,7 @@ from .pretrained_backbone import PretrainedBackbone, load_pretrained
 from .report import (format_table, plot_sweep, write_csv, write_json,
                      write_report)
 from .sweep import SweepConfig, SweepResult, run_bit_sweep
-from .transfer import run_transfer
+from .transfer import run_qat_transfer, run_transfer
 
 __all__ = [
     'BitSetting', 'parse_bit_setting', 'parse_bit_settings',
@@ -17,5 +17,5 @@ __all__ = [
     'linear_probe_top1', 'PretrainedBackbone', 'load_pretrained',
     'format_table', 'plot_sweep', 'write_csv',
     'write_json', 'write_report', 'SweepConfig', 'SweepResult',
-    'run_bit_sweep', 'run_transfer'
+    'run_bit_sweep', 'run_qat_transfer', 'run_transfer'
 ]

@@ -25,14 +25,17 @@ from .pretrained_backbone import load_pretrained
 from .sweep import SweepResult
 
 __all__ = [
-    'TOP1_KEY', 'adopt_backbone', 'finetune', 'ptq_test', 'run_transfer'
+    'TOP1_KEY', 'QAT_COLUMN', 'adopt_backbone', 'finetune', 'ptq_test',
+    'run_transfer', 'run_qat_transfer'
 ]
 
 TOP1_KEY = 'accuracy/top1'
+QAT_COLUMN = 'qat'
 _HOOK_TYPES = ('QuantCalibrationHook', 'mmpretrain.QuantCalibrationHook')
-# Backbone keys that belong to the downstream run, not to the architecture.
+# Backbone keys that belong to the downstream run, not to the architecture
+# (where the quantizers sit is the run's choice, like its bits).
 _RUN_KEYS = ('type', 'init_cfg', 'frozen_stages', 'norm_eval', 'out_indices',
-             'w_bits', 'a_bits', 'overrides', 'mixed')
+             'w_bits', 'a_bits', 'overrides', 'mixed', 'placement')
 
 
 def _calibration_hook(cfg: Config) -> dict:
@@ -52,7 +55,8 @@ def adopt_backbone(cfg: Config, pretrained: str,
 
     The architecture (type, depth, widths, strides, ...) comes from the
     checkpoint's stored config (or ``pretrain_config``); what belongs to the
-    downstream run (bits, frozen stages, init) stays the config's. The head's
+    downstream run (bits, quantizer placement, frozen stages, init) stays
+    the config's. The head's
     input width follows the backbone.
 
     Args:
@@ -131,6 +135,77 @@ def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
     return _runner(cfg, work_dir, name).test()
 
 
+def _load_config(config: str, cfg_options: Optional[dict],
+                 arch_from_checkpoint: bool, pretrained: Optional[str],
+                 pretrain_config: Optional[str]) -> Config:
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    _calibration_hook(cfg)
+    if arch_from_checkpoint:
+        if pretrained is None:
+            raise ValueError('--arch-from-checkpoint needs --pretrained.')
+        adopt_backbone(cfg, pretrained, pretrain_config)
+    return cfg
+
+
+def run_qat_transfer(config: str,
+                     work_dir: str,
+                     pretrained: Optional[str] = None,
+                     finetuned: Optional[str] = None,
+                     cfg_options: Optional[dict] = None,
+                     arch_from_checkpoint: bool = False,
+                     pretrain_config: Optional[str] = None) -> SweepResult:
+    """Fine-tune a quantized config (QAT), then test it at its own bits.
+
+    The calibration hook measures activation ranges before training and
+    freezes them; the test run restores them from the checkpoint.
+
+    Args:
+        config (str): A QAT transfer config (backbone at ``W/A`` bits).
+        work_dir (str): Output folder: ``finetune/`` and ``test/`` runs.
+        pretrained (str, optional): Pretrained checkpoint to fine-tune from.
+            Defaults to None (the config's).
+        finetuned (str, optional): Skip fine-tuning and test this
+            quantization-aware fine-tuned checkpoint. Defaults to None.
+        cfg_options (dict, optional): Overrides merged into the config.
+            Defaults to None.
+        arch_from_checkpoint (bool): Take the backbone architecture from
+            ``pretrained`` (:func:`adopt_backbone`). Defaults to False.
+        pretrain_config (str, optional): Config of ``pretrained`` when it
+            stores none. Defaults to None.
+
+    Returns:
+        SweepResult: ``top1['qat'][setting]`` in percent, one setting.
+    """
+    cfg = _load_config(config, cfg_options, arch_from_checkpoint, pretrained,
+                       pretrain_config)
+    backbone = cfg.model.backbone
+    w_bits, a_bits = backbone.get('w_bits') or 0, backbone.get('a_bits') or 0
+    if not (w_bits or a_bits):
+        raise ValueError(
+            f'{config} has a float backbone (w_bits=a_bits=0): QAT needs '
+            'quantized bits; use a *-qat-* config or --cfg-options '
+            'model.backbone.w_bits=W model.backbone.a_bits=A.')
+    if finetuned is None:
+        finetuned = finetune(cfg, osp.join(work_dir, 'finetune'), pretrained)
+    cfg = copy.deepcopy(cfg)
+    cfg.model.backbone.init_cfg = None
+    cfg.load_from = finetuned
+    cfg.test_dataloader.persistent_workers = False
+    metrics = _runner(cfg, osp.join(work_dir, 'test'), 'qat_test').test()
+    setting = parse_bit_settings([f'{w_bits}/{a_bits}'])[0].name
+    top1 = float(metrics[TOP1_KEY])
+    MMLogger.get_current_instance().info(
+        f'transfer: {setting} QAT: top-1 {top1:.2f}')
+    result = SweepResult([QAT_COLUMN], [setting],
+                         top1={QAT_COLUMN: {setting: top1}})
+    result.meta = dict(config=config, pretrained=pretrained,
+                       finetuned=finetuned, cfg_options=cfg_options or {},
+                       observers=[QAT_COLUMN])
+    return result
+
+
 def run_transfer(config: str,
                  work_dir: str,
                  bits: Sequence[str],
@@ -176,21 +251,14 @@ def run_transfer(config: str,
         if not isinstance(name, str):
             raise TypeError(f'Observers are given as strings, got {name!r}.')
         observer_config(name)
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    _calibration_hook(cfg)
+    cfg = _load_config(config, cfg_options, arch_from_checkpoint, pretrained,
+                       pretrain_config)
     backbone = cfg.model.backbone
     if backbone.get('w_bits') or backbone.get('a_bits'):
         raise ValueError(
             f'{config} quantizes its backbone (w_bits={backbone.get("w_bits")},'
             f' a_bits={backbone.get("a_bits")}): PTQ starts from float '
-            'fine-tuning. Use the float config; run QAT configs with '
-            'tools/train.py.')
-    if arch_from_checkpoint:
-        if pretrained is None:
-            raise ValueError('--arch-from-checkpoint needs --pretrained.')
-        adopt_backbone(cfg, pretrained, pretrain_config)
+            'fine-tuning. Use the float config, or --qat for a QAT config.')
     if finetuned is None:
         finetuned = finetune(cfg, osp.join(work_dir, 'finetune'), pretrained)
     logger = MMLogger.get_current_instance()

@@ -93,3 +93,27 @@ def test_missing_split_and_foreign_class_are_named(tmp_path):
         load_cifar10_arrays(str(tmp_path), 'test')
     with pytest.raises(ValueError, match='split'):
         load_cifar10_arrays(str(tmp_path), 'val')
+
+
+def test_per_class_range_keeps_the_ranked_images_of_every_class(tiny_root):
+    images, _ = _expected(tiny_root, 'train')
+    later = CIFAR10InMemory(str(tiny_root), 'train', per_class_range=(1, 3))
+    first = CIFAR10InMemory(str(tiny_root), 'train', per_class_range=(0, 1))
+    kept = [later.get_data_info(i)['img_index'] for i in range(len(later))]
+    assert kept == [1, 2, 4, 5]  # per class (airplane 0-2, bird 3-5)
+    assert [first.get_data_info(i)['img_index']
+            for i in range(len(first))] == [0, 3]
+    np.testing.assert_array_equal(later[0]['inputs'].numpy().transpose(1, 2, 0),
+                                  images[1])
+    assert [later.get_data_info(i)['gt_label'] for i in range(4)] == [0, 0, 2, 2]
+
+
+@pytest.mark.parametrize('bad', [(2, 1), (-1, 2), (0, ), (0.5, 2)])
+def test_per_class_range_rejects_a_bad_range(tiny_root, bad):
+    with pytest.raises(ValueError, match='per_class_range must be'):
+        CIFAR10InMemory(str(tiny_root), 'train', per_class_range=bad)
+
+
+def test_per_class_range_past_a_class_end_names_the_class(tiny_root):
+    with pytest.raises(ValueError, match="'airplane'.*only 3 images"):
+        CIFAR10InMemory(str(tiny_root), 'train', per_class_range=(0, 4))

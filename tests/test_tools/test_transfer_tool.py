@@ -14,7 +14,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, MODELS
 
-from ssql_mm.evaluation import run_transfer
+from ssql_mm.evaluation import run_qat_transfer, run_transfer
+from ssql_mm.evaluation.transfer import adopt_backbone
 
 DEMO = ('configs/benchmarks/classification/'
         'resnet18-cifar-w16_1xb64-finetune-steplr-10e_cifar10-subset.py')
@@ -61,12 +62,17 @@ def pretrained(repo_root, tmp_path_factory):
     return str(path)
 
 
-def float_top1(repo_root, checkpoint, data_root):
-    """Top-1 of the fine-tuned weights in mmpretrain's float ResNet_CIFAR."""
+def float_top1(repo_root, checkpoint, data_root, bits=None):
+    """Top-1 of the fine-tuned weights in mmpretrain's float ResNet_CIFAR,
+    or with ``bits=(w, a)`` in a QuantResNet_CIFAR built at those bits
+    (activation ranges from the checkpoint)."""
     cfg = Config.fromfile(osp.join(repo_root, DEMO))
     backbone = dict(cfg.model.backbone, type='ResNet_CIFAR', init_cfg=None)
     for key in ('w_bits', 'a_bits', 'placement'):
         backbone.pop(key)
+    if bits is not None:
+        backbone = dict(cfg.model.backbone, init_cfg=None, w_bits=bits[0],
+                        a_bits=bits[1])
     model = MODELS.build(dict(cfg.model, backbone=backbone,
                               data_preprocessor=cfg.data_preprocessor))
     state = torch.load(checkpoint, map_location='cpu', weights_only=False)
@@ -113,6 +119,45 @@ def test_transfer_tool_end_to_end(repo_root, tiny_data, pretrained, tmp_path):
         float_top1(repo_root, finetuned, tiny_data))
 
 
+@pytest.mark.slow
+def test_qat_transfer_trains_at_its_bits_and_tests_with_its_ranges(
+        repo_root, tiny_data, pretrained, tmp_path):
+    config = tmp_path / 'qat.py'
+    config.write_text(f'_base_ = {osp.join(repo_root, DEMO)!r}\n'
+                      'model = dict(backbone=dict(w_bits=4, a_bits=4))\n')
+    work_dir = tmp_path / 'qat'
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmarks/transfer.py', str(config), '--qat',
+         '--pretrained', pretrained, '--arch-from-checkpoint', '--work-dir',
+         str(work_dir), '--cfg-options', *tiny_options(tiny_data)],
+        cwd=repo_root, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((work_dir / 'transfer.json').read_text())
+    assert report['settings'] == ['4w4a'] and report['checkpoints'] == ['qat']
+    # Calibrated once, before training; the test keeps the trained ranges.
+    log = result.stdout + result.stderr
+    assert log.count('on 2 calib batches (minmax observer)') == 1
+    finetuned = report['meta']['finetuned']
+    assert report['top1']['qat']['4w4a'] == pytest.approx(
+        float_top1(repo_root, finetuned, tiny_data, bits=(4, 4)))
+
+
+def test_adopted_backbone_keeps_the_runs_bits_and_placement(repo_root,
+                                                             pretrained):
+    # The float SimSiam checkpoint names no placement; the run's config
+    # does, and a float checkpoint must not turn it into the legacy one.
+    cfg = Config.fromfile(osp.join(repo_root, DEMO))
+    cfg.model.backbone.update(w_bits=4, a_bits=2, placement='paper',
+                              base_channels=64, stem_channels=64)
+    adopt_backbone(cfg, pretrained)
+    backbone = cfg.model.backbone
+    assert backbone.type == 'QuantResNet_CIFAR'
+    assert (backbone.w_bits, backbone.a_bits) == (4, 2)
+    assert backbone.placement == 'paper'
+    assert (backbone.base_channels, backbone.stem_channels) == (16, 16)
+    assert cfg.model.head.in_channels == 128
+
+
 def test_bad_requests_fail_before_training(repo_root, tmp_path):
     config = osp.join(repo_root, DEMO)
     qat = tmp_path / 'qat.py'
@@ -120,6 +165,8 @@ def test_bad_requests_fail_before_training(repo_root, tmp_path):
                    'model = dict(backbone=dict(w_bits=4, a_bits=4))\n')
     with pytest.raises(ValueError, match='PTQ starts from float'):
         run_transfer(str(qat), str(tmp_path), ['4/4'])
+    with pytest.raises(ValueError, match='QAT needs quantized bits'):
+        run_qat_transfer(config, str(tmp_path))
     with pytest.raises(ValueError, match='Unknown observer'):
         run_transfer(config, str(tmp_path), ['4/4'], ['minmax', 'entropy'])
     with pytest.raises(ValueError, match='twice'):

@@ -13,6 +13,9 @@ Example (the CPU demo on the CIFAR-10 subset)::
         --pretrained PRETRAINED.pth --arch-from-checkpoint \
         --bits fp 8/8 4/4 2/4 --observers minmax mse percentile \
         --work-dir work_dirs/transfer_cifar10-subset
+
+With ``--qat`` the config is a quantized (QAT) one: it is fine-tuned at its
+own bits and tested at them (``--bits`` and ``--observers`` do not apply).
 """
 import argparse
 
@@ -20,7 +23,7 @@ from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 from ssql_mm.checkpoint import report_errors
-from ssql_mm.evaluation import run_transfer
+from ssql_mm.evaluation import run_qat_transfer, run_transfer
 from ssql_mm.evaluation.report import format_table, write_report
 from ssql_mm.quantization import OBSERVERS
 
@@ -45,6 +48,9 @@ def parse_args() -> argparse.Namespace:
                         "--pretrained's config")
     parser.add_argument('--pretrain-config', help='pretraining config of '
                         '--pretrained when it stores none')
+    parser.add_argument('--qat', action='store_true',
+                        help='quantization-aware fine-tuning: train the '
+                        'quantized config and test it at its bits')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings (key=value)')
     return parser.parse_args()
@@ -54,12 +60,15 @@ def main() -> None:
     args = parse_args()
     logger = MMLogger.get_instance('transfer', log_level='INFO')
     with report_errors('transfer', (ValueError, TypeError, FileNotFoundError)):
-        result = run_transfer(
-            args.config, args.work_dir, args.bits, args.observers,
-            pretrained=args.pretrained, finetuned=args.finetuned,
-            cfg_options=args.cfg_options,
-            arch_from_checkpoint=args.arch_from_checkpoint,
-            pretrain_config=args.pretrain_config)
+        common = dict(pretrained=args.pretrained, finetuned=args.finetuned,
+                      cfg_options=args.cfg_options,
+                      arch_from_checkpoint=args.arch_from_checkpoint,
+                      pretrain_config=args.pretrain_config)
+        if args.qat:
+            result = run_qat_transfer(args.config, args.work_dir, **common)
+        else:
+            result = run_transfer(args.config, args.work_dir, args.bits,
+                                  args.observers, **common)
         # the files first: a reader that stops early (| head) ends the tool
         paths = write_report(result, args.work_dir, stem='transfer')
         print('\n' + format_table(result))

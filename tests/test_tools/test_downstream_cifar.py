@@ -1,0 +1,117 @@
+"""The downstream CIFAR-10 recipe: its jobs, what it skips and reuses, and
+the numbers its summary derives from finished jobs."""
+import json
+import os
+import os.path as osp
+
+import pytest
+
+
+@pytest.fixture
+def recipe(load_benchmark):
+    return load_benchmark('downstream_cifar')
+
+
+def write_job(work, stage, job, top1):
+    folder = osp.join(work, stage, job)
+    os.makedirs(folder, exist_ok=True)
+    with open(osp.join(folder, 'transfer.json'), 'w') as f:
+        json.dump(dict(top1=top1), f)
+
+
+def option(cmd, key):
+    options = cmd[cmd.index('--cfg-options') + 1:]
+    values = [o.split('=', 1)[1] for o in options if o.startswith(key + '=')]
+    assert len(values) == 1, (key, options)
+    return values[0]
+
+
+def test_jobs_go_seed_by_seed_and_skip_or_reuse_finished_work(recipe,
+                                                             tmp_path):
+    work = str(tmp_path)
+    args = recipe.parse_args([
+        '--work', work, '--data', 'DATA', '--backbones', 'random',
+        'simsiam_seed0=a.pth', 'ssql_seed0=b.pth', '--ft-seeds', '0', '1',
+        '--stages', 'cls', 'qat', '--qat-bits', '3/4'])
+    write_job(work, 'cls', 'simsiam_seed0_ft0', {'minmax': {'FP': 50.0}})
+    finetune = osp.join(work, 'qat', 'ssql_seed0_ft1', 'finetune')
+    os.makedirs(finetune)
+    with open(osp.join(finetune, 'last_checkpoint'), 'w') as f:
+        f.write('/x/epoch_15.pth')
+    jobs = recipe.jobs_to_run(args)
+    assert [label for label, _, _ in jobs] == [
+        'cls random ft0', 'cls ssql_seed0 ft0',
+        'qat random ft0', 'qat simsiam_seed0 ft0', 'qat ssql_seed0 ft0',
+        'cls random ft1', 'cls simsiam_seed0 ft1', 'cls ssql_seed0 ft1',
+        'qat random ft1', 'qat simsiam_seed0 ft1', 'qat ssql_seed0 ft1']
+    cmds = {label: cmd for label, cmd, _ in jobs}
+    random_cls = cmds['cls random ft0']
+    assert '--pretrained' not in random_cls  # random init: the config's
+    assert random_cls[random_cls.index('--bits') + 1:
+                      random_cls.index('--observers')] == [
+        'fp', '8/8', '4/4', '3/3', '2/4']
+    assert option(random_cls, 'randomness.seed') == '0'
+    for loader in ('train', 'val', 'test', 'calib'):
+        assert option(random_cls, f'{loader}_dataloader.dataset.data_root') \
+            == 'DATA'
+    qat = cmds['qat ssql_seed0 ft1']
+    assert qat[qat.index('--pretrained') + 1] == 'b.pth'
+    assert qat[qat.index('--finetuned') + 1] == '/x/epoch_15.pth'
+    assert '--qat' in qat and '--bits' not in qat
+    assert option(qat, 'model.backbone.w_bits') == '3'
+    assert option(qat, 'model.backbone.a_bits') == '4'
+    assert option(qat, 'randomness.seed') == '1'
+    assert '--finetuned' not in cmds['qat ssql_seed0 ft0']
+    assert jobs[0][2] == osp.join(work, 'cls', 'random_ft0.log')
+
+
+def test_epochs_move_the_lr_steps_with_them(recipe, tmp_path):
+    args = recipe.parse_args(['--work', str(tmp_path), '--backbones',
+                              'random', '--epochs', '10', '--stages', 'cls',
+                              '--ft-seeds', '0'])
+    (_, cmd, _), = recipe.jobs_to_run(args)
+    assert option(cmd, 'train_cfg.max_epochs') == '10'
+    assert option(cmd, 'param_scheduler.milestones') == '[6,8]'
+
+
+def test_summary_pairs_ssql_with_simsiam_of_the_same_seeds(recipe, tmp_path):
+    work = str(tmp_path)
+    runs = {  # (pretraining seed, fine-tuning seed) -> FP, 4w4a
+        'simsiam_seed0_ft0': (60.0, 40.0), 'ssql_seed0_ft0': (59.0, 45.0),
+        'simsiam_seed0_ft1': (62.0, 42.0), 'ssql_seed0_ft1': (61.0, 48.0),
+        'simsiam_seed1_ft0': (61.0, 41.0), 'ssql_seed1_ft0': (60.0, 43.0),
+        'random_ft0': (50.0, 20.0)}
+    for job, (fp, low) in runs.items():
+        write_job(work, 'cls', job, {'minmax': {'FP': fp, '4w4a': low}})
+    # ssql_seed1_ft1 has no SimSiam partner: counted alone, never paired.
+    write_job(work, 'cls', 'ssql_seed1_ft1',
+              {'minmax': {'FP': 70.0, '4w4a': 70.0}})
+    write_job(work, 'qat', 'ssql_seed0_ft0', {'qat': {'4w4a': 55.0}})
+    text, summary = recipe.summarize(recipe.collect(work))
+    cls = summary['cls']['minmax']
+    assert cls['ssql_minus_simsiam']['4w4a'][0] == pytest.approx(
+        (5 + 6 + 2) / 3)
+    assert cls['ssql_minus_simsiam']['4w4a'][2] == 3
+    assert cls['ssql_minus_simsiam']['FP'][0] == pytest.approx(-1.0)
+    assert cls['top1']['ssql']['4w4a'][2] == 4
+    assert cls['top1']['ssql']['4w4a'][0] == pytest.approx(
+        (45 + 48 + 43 + 70) / 4)
+    assert cls['drop']['simsiam']['4w4a'][0] == pytest.approx(20.0)
+    assert cls['drop']['random']['4w4a'][2] == 1
+    assert summary['qat']['qat']['top1']['ssql']['4w4a'][0] == 55.0
+    assert '| 4w4a | +4.33 ± ' in text
+    assert 'random (n=1)' in text
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--backbones', 'simsiam=a.pth'], 'NAME=PATH'),
+    (['--backbones', 'random', '--qat-bits', 'fp'], 'uniform W/A'),
+    (['--backbones', 'random', '--bits', '9/x'], 'bit setting'),
+    (['--backbones', 'random', '--epochs', '1'], '--epochs must be'),
+    ([], '--backbones is required'),
+])
+def test_bad_arguments_are_one_line_errors(recipe, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        recipe.parse_args(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]

@@ -1,0 +1,310 @@
+"""Downstream CIFAR-10: fine-tune every backbone, then deploy at any bits.
+
+Every backbone (random init, and pretrained checkpoints named
+``<method>_seed<N>``) is fine-tuned identically on 5,000 labelled CIFAR-10
+training images disjoint from the model zoo's kNN bank, with several
+fine-tuning seeds, in two protocols:
+
+- ``cls``: float fine-tuning, then post-training quantization of the
+  backbone at every ``--bits`` with every ``--observers`` (the paper's
+  transfer protocol), all 10,000 test images;
+- ``qat``: quantization-aware fine-tuning at ``--qat-bits``, tested there.
+
+Each job is one run of ``tools/benchmarks/transfer.py`` that writes
+``<work>/<stage>/<backbone>_ft<seed>/transfer.json``; finished jobs are
+skipped on rerun, a fine-tuning that finished before a stop is reused, and
+jobs run fine-tuning seed by seed (every backbone at seed 0 first), so a
+run stopped early leaves complete comparisons of fewer seeds. The summary
+(``summary.md``, ``summary.json``) is rewritten from every finished job.
+
+Example:
+    python tools/benchmarks/downstream_cifar.py --data ../shared/data/cifar10 \\
+        --backbones random \\
+        simsiam_seed0=simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10 \\
+        ssql_seed0=ssql-simsiam_resnet18-w16_1xb128-coslr-2500it_cifar10
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import re
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from repro_cifar10 import run_streams
+
+from ssql_mm.checkpoint import report_errors
+from ssql_mm.evaluation.aggregate import format_summary, mean_ci95
+from ssql_mm.models.bit_setting import parse_bit_setting
+
+CONFIGS = {
+    'cls': 'configs/benchmarks/classification/'
+    'resnet18-cifar-w16_1xb128-finetune-steplr-15e_cifar10-5k.py',
+    'qat': 'configs/benchmarks/classification/'
+    'resnet18-cifar-w16_1xb128-finetune-qat-4w4a-steplr-15e_cifar10-5k.py',
+}
+STAGES = tuple(CONFIGS)
+RANDOM = 'random'
+BASELINE, SSQL = 'simsiam', 'ssql'
+_NAME = re.compile(r'^(?P<method>[\w.-]+?)_seed(?P<seed>\d+)$')
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
+            'calib_dataloader')
+
+
+def parse_backbones(items: Sequence[str]) -> Dict[str, Optional[str]]:
+    """``random`` or ``NAME=PATH`` (or ``NAME=ZOO_MODEL``) items.
+
+    Args:
+        items (Sequence[str]): The command-line values.
+
+    Returns:
+        dict: Checkpoint per backbone name (None for random init), in order.
+    """
+    out: Dict[str, Optional[str]] = {}
+    for item in items:
+        if item == RANDOM:
+            out[RANDOM] = None
+            continue
+        name, sep, path = item.partition('=')
+        if not sep or not _NAME.match(name) or not path:
+            raise ValueError(f'--backbones {item!r}: write {RANDOM} or '
+                             'NAME=PATH with NAME like simsiam_seed0.')
+        out[name] = path
+    return out
+
+
+def method_of(backbone: str) -> str:
+    """``'simsiam'`` of ``'simsiam_seed1'``; ``'random'`` stays."""
+    match = _NAME.match(backbone)
+    return match['method'] if match else backbone
+
+
+def job_dir(work: str, stage: str, backbone: str, ft_seed: int) -> str:
+    """Folder of one fine-tuning job."""
+    return osp.join(work, stage, f'{backbone}_ft{ft_seed}')
+
+
+def job_command(args: argparse.Namespace, stage: str, backbone: str,
+                checkpoint: Optional[str], ft_seed: int) -> List[str]:
+    """The ``transfer.py`` command of one job (reusing a finished
+    fine-tuning when one is there)."""
+    out = job_dir(args.work, stage, backbone, ft_seed)
+    options = [f'randomness.seed={ft_seed}']
+    options += [f'{loader}.dataset.data_root={args.data}'
+                for loader in _LOADERS]
+    if args.epochs is not None:
+        options += [f'train_cfg.max_epochs={args.epochs}',
+                    f'train_cfg.val_interval={args.epochs}',
+                    f'default_hooks.checkpoint.interval={args.epochs}',
+                    'param_scheduler.milestones='
+                    f'[{round(args.epochs * 0.6)},{round(args.epochs * 0.8)}]']
+    cmd = [sys.executable, 'tools/benchmarks/transfer.py', CONFIGS[stage],
+           '--work-dir', out]
+    if checkpoint is not None:
+        cmd += ['--pretrained', checkpoint]
+    last = osp.join(out, 'finetune', 'last_checkpoint')
+    if osp.isfile(last):
+        with open(last) as f:
+            cmd += ['--finetuned', f.read().strip()]
+    if stage == 'qat':
+        setting = parse_bit_setting(args.qat_bits)
+        cmd += ['--qat']
+        options += [f'model.backbone.w_bits={setting.w_bits}',
+                    f'model.backbone.a_bits={setting.a_bits}']
+    else:
+        cmd += ['--bits', *args.bits, '--observers', *args.observers]
+    return cmd + ['--cfg-options', *options]
+
+
+def jobs_to_run(args: argparse.Namespace) -> List[Tuple[str, List[str], str]]:
+    """Every unfinished job as ``(label, command, log)``, seed by seed, in
+    the order of ``--stages`` and ``--backbones``."""
+    jobs = []
+    for ft_seed in args.ft_seeds:
+        for stage in args.stages:
+            for backbone, checkpoint in args.backbones.items():
+                out = job_dir(args.work, stage, backbone, ft_seed)
+                if osp.isfile(osp.join(out, 'transfer.json')):
+                    continue
+                jobs.append((f'{stage} {backbone} ft{ft_seed}',
+                             job_command(args, stage, backbone, checkpoint,
+                                         ft_seed), f'{out}.log'))
+    return jobs
+
+
+def collect(work: str) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
+    """``scores[stage][column][job][setting]`` from every finished job
+    (``column``: an observer, or ``qat``)."""
+    scores: Dict[str, dict] = {}
+    for stage in STAGES:
+        folder = osp.join(work, stage)
+        if not osp.isdir(folder):
+            continue
+        for job in sorted(os.listdir(folder)):
+            path = osp.join(folder, job, 'transfer.json')
+            if not osp.isfile(path):
+                continue
+            with open(path) as f:
+                top1 = json.load(f)['top1']
+            for column, values in top1.items():
+                scores.setdefault(stage, {}).setdefault(column, {})[job] = values
+    return scores
+
+
+def _split_job(job: str) -> Tuple[str, int]:
+    backbone, _, seed = job.rpartition('_ft')
+    return backbone, int(seed)
+
+
+def _cell(values: Sequence[float], signed: bool = False) -> str:
+    if not values:
+        return '–'
+    mean, half = mean_ci95(values)
+    text = f'{mean:+.2f}' if signed else f'{mean:.2f}'
+    return text if math.isnan(half) else f'{text} ± {half:.2f}'
+
+
+def summarize(scores: Dict[str, dict]) -> Tuple[str, dict]:
+    """Markdown tables and their numbers.
+
+    Per stage and column: top-1 per backbone method (mean ± 95 % interval
+    over pretraining and fine-tuning seeds), the drop from FP, and SSQL −
+    SimSiam paired by pretraining and fine-tuning seed.
+
+    Args:
+        scores (dict): :func:`collect`'s output.
+
+    Returns:
+        tuple[str, dict]: The Markdown and ``summary[stage][column]`` with
+        ``top1``, ``drop`` and ``ssql_minus_simsiam`` per method/setting
+        as ``(mean, half_width, n)``.
+    """
+    blocks: List[str] = []
+    summary: Dict[str, dict] = {}
+    for stage, columns in scores.items():
+        for column, jobs in columns.items():
+            settings: List[str] = []
+            for values in jobs.values():
+                settings += [s for s in values if s not in settings]
+            groups: Dict[str, List[str]] = {}
+            for job in jobs:
+                groups.setdefault(method_of(_split_job(job)[0]), []).append(job)
+            top1 = {m: {s: [jobs[j][s] for j in runs if s in jobs[j]]
+                        for s in settings} for m, runs in groups.items()}
+            drop = {m: {s: [jobs[j]['FP'] - jobs[j][s] for j in runs
+                            if s in jobs[j] and 'FP' in jobs[j]]
+                        for s in settings if s != 'FP'}
+                    for m, runs in groups.items()}
+            diff = {}
+            for job in groups.get(SSQL, []):
+                backbone, ft_seed = _split_job(job)
+                base = f'{BASELINE}{backbone[len(SSQL):]}_ft{ft_seed}'
+                for s in settings:
+                    if s in jobs[job] and s in jobs.get(base, {}):
+                        diff.setdefault(s, []).append(
+                            jobs[job][s] - jobs[base][s])
+            title = (f'{stage}, {column}' if column != 'qat' else
+                     f'{stage} (quantization-aware fine-tuning)')
+            for name, table in (('top-1 (%)', top1),
+                                ('drop from FP (points)', drop)):
+                if stage == 'qat' and name.startswith('drop'):
+                    continue
+                rows = [s for s in settings
+                        if any(table[m].get(s) for m in table)]
+                blocks.append(_table(f'{title}: {name}, mean ± 95 % '
+                                     'interval over seeds', table, rows))
+            if diff:
+                blocks.append(_table(
+                    f'{title}: SSQL − SimSiam, same pretraining and '
+                    'fine-tuning seed', {'SSQL − SimSiam': diff},
+                    [s for s in settings if s in diff], signed=True))
+            pack = lambda t: {m: {s: (*mean_ci95(v), len(v))  # noqa: E731
+                                  for s, v in t[m].items() if v} for m in t}
+            summary.setdefault(stage, {})[column] = dict(
+                top1=pack(top1), drop=pack(drop),
+                ssql_minus_simsiam={s: (*mean_ci95(v), len(v))
+                                    for s, v in diff.items()},
+                jobs=sorted(jobs))
+    return '\n\n'.join(blocks) + '\n', summary
+
+
+def _table(title: str, table: Dict[str, Dict[str, List[float]]],
+           settings: Sequence[str], signed: bool = False) -> str:
+    counts = {m: max((len(v) for v in table[m].values()), default=0)
+              for m in table}
+    heads = [f'{m} (n={counts[m]})' for m in table]
+    lines = [f'**{title}**', '', '| bits | ' + ' | '.join(heads) + ' |',
+             '|---|' + '---:|' * len(table)]
+    for s in settings:
+        lines.append(f'| {s} | ' + ' | '.join(
+            _cell(table[m].get(s, []), signed) for m in table) + ' |')
+    return '\n'.join(lines)
+
+
+def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--data', default='../shared/data/cifar10',
+                        help='folder with train/test class folders or '
+                        'train.tar.gz / test.tar.gz')
+    parser.add_argument('--work', default='work_dirs/downstream_cifar')
+    parser.add_argument('--backbones', nargs='+', metavar='NAME=PATH',
+                        help=f'{RANDOM} and/or checkpoint files or model-zoo '
+                        'names, named <method>_seed<N> (ssql_seed0=...)')
+    parser.add_argument('--stages', nargs='+', choices=STAGES,
+                        default=list(STAGES))
+    parser.add_argument('--ft-seeds', nargs='+', type=int, default=[0, 1])
+    parser.add_argument('--bits', nargs='+',
+                        default=['fp', '8/8', '4/4', '3/3', '2/4'])
+    parser.add_argument('--observers', nargs='+', default=['minmax', 'mse'])
+    parser.add_argument('--qat-bits', default='4/4')
+    parser.add_argument('--epochs', type=int,
+                        help="fine-tuning epochs (default: the configs' 15; "
+                        'lr steps at 60 %% and 80 %%)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='jobs side by side')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per job')
+    parser.add_argument('--summary-only', action='store_true',
+                        help='tabulate the finished jobs, run nothing')
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.threads < 1:
+        parser.error('--jobs and --threads must be >= 1')
+    if args.epochs is not None and args.epochs < 2:
+        parser.error('--epochs must be >= 2')
+    if not args.summary_only and not args.backbones:
+        parser.error('--backbones is required unless --summary-only')
+    try:
+        args.backbones = parse_backbones(args.backbones or [])
+        setting = parse_bit_setting(args.qat_bits)
+        if setting.is_float or setting.is_mixed:
+            raise ValueError(f'--qat-bits {args.qat_bits!r}: give uniform '
+                             'W/A bits such as 4/4.')
+        for bits in args.bits:
+            parse_bit_setting(bits)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if not args.summary_only:
+        jobs = jobs_to_run(args)
+        streams: List[list] = [[] for _ in range(args.jobs)]
+        for i, job in enumerate(jobs):
+            streams[i % args.jobs].append(job)
+            os.makedirs(osp.dirname(job[2]), exist_ok=True)
+        run_streams([s for s in streams if s], args.threads)
+    with report_errors('downstream_cifar'):
+        text, summary = summarize(collect(args.work))
+        os.makedirs(args.work, exist_ok=True)
+        with open(osp.join(args.work, 'summary.md'), 'w') as f:
+            f.write(text)
+        with open(osp.join(args.work, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=2)
+        print(text)
+
+
+if __name__ == '__main__':
+    main()
