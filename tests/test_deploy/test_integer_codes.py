@@ -21,9 +21,21 @@ from test_qdq_export import tiny_resnet
 from ssql_mm.deploy import (OnnxRunner, activation_encoding, build_backbone,
                             export_checkpoint, export_qdq_model, snap_biases)
 from ssql_mm.evaluation import load_pretrained, parse_bit_setting
+from ssql_mm.models.bit_setting import (BitSetting, LayerBits,
+                                        save_bit_setting)
 from ssql_mm.quantization import ActivationFakeQuantize, quant_layers
 
-SETTINGS = ['8/8', '4/4', '2/4']
+SETTINGS = ['8/8', '4/4', '2/4', 'mixed']
+BLOCKS = [f'layer{stage}.{index}' for stage in range(1, 5)
+          for index in range(2)]
+# What tools/mixed_precision.py writes: base 8/8, 2-3-bit weights, 4-bit
+# inner conv inputs and block outputs, 8-bit operands of every addition
+# (branch and shortcut), the last block output 8-bit.
+MIXED = BitSetting(8, 8, tuple(
+    [LayerBits(f'{block}.conv1', w=3) for block in BLOCKS] +
+    [LayerBits(f'{block}.conv2', w=2, a=4) for block in BLOCKS] +
+    [LayerBits(f'{block}.output_quant', a=4) for block in BLOCKS[:-1]]),
+    'integer')
 
 
 def codes_of(quantizer, name, x):
@@ -108,6 +120,9 @@ def test_integer_graph_computes_the_references_codes(
     """Through the export tool's path (calibrate, snap, export, save the
     reference): unoptimized and optimized, every quantizer of the graph gives
     the saved reference's codes, but for values at a rounding tie."""
+    if bits == 'mixed':
+        save_bit_setting(MIXED, tmp_path / 'bits.yml')
+        bits = f"mixed:{tmp_path / 'bits.yml'}"
     out, calib = str(tmp_path / 'm.onnx'), str(tmp_path / 'calib.pth')
     export_checkpoint(ssl_checkpoint, out, bits,
                       calib_images=uint8_images(32), calib_batches=2,
