@@ -12,6 +12,7 @@ __all__ = ['METRIC_TITLES', 'format_table', 'write_csv', 'write_json',
 
 METRIC_TITLES = {'knn': 'kNN top-1 (%)', 'linear': 'linear probe top-1 (%)',
                  'top1': 'fine-tuned top-1 (%)'}
+_TOP1 = 'accuracy/top1'
 
 
 def _metrics(result: SweepResult) -> Dict[str, Dict[str, Dict[str, float]]]:
@@ -29,7 +30,10 @@ def format_table(result: SweepResult) -> str:
     """
     blocks = []
     for metric, scores in _metrics(result).items():
-        lines = [f'**{METRIC_TITLES[metric]}**', '',
+        title = METRIC_TITLES[metric]
+        if metric == 'top1' and result.meta.get('metric', _TOP1) != _TOP1:
+            title = f"fine-tuned {result.meta['metric']}"
+        lines = [f'**{title}**', '',
                  '| bits | ' + ' | '.join(result.checkpoints) + ' |',
                  '|---|' + '---:|' * len(result.checkpoints)]
         for setting in result.settings:

@@ -135,6 +135,13 @@ def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
     return _runner(cfg, work_dir, name).test()
 
 
+def _score(metrics: Dict[str, float], metric: str) -> float:
+    if metric not in metrics:
+        raise ValueError(f'Metric {metric!r} is not among the test metrics '
+                       f'{sorted(metrics)}; pass one of them as --metric.')
+    return float(metrics[metric])
+
+
 def _load_config(config: str, cfg_options: Optional[dict],
                  arch_from_checkpoint: bool, pretrained: Optional[str],
                  pretrain_config: Optional[str]) -> Config:
@@ -155,7 +162,8 @@ def run_qat_transfer(config: str,
                      finetuned: Optional[str] = None,
                      cfg_options: Optional[dict] = None,
                      arch_from_checkpoint: bool = False,
-                     pretrain_config: Optional[str] = None) -> SweepResult:
+                     pretrain_config: Optional[str] = None,
+                     metric: str = TOP1_KEY) -> SweepResult:
     """Fine-tune a quantized config (QAT), then test it at its own bits.
 
     The calibration hook measures activation ranges before training and
@@ -174,9 +182,12 @@ def run_qat_transfer(config: str,
             ``pretrained`` (:func:`adopt_backbone`). Defaults to False.
         pretrain_config (str, optional): Config of ``pretrained`` when it
             stores none. Defaults to None.
+        metric (str): The test metric reported. Defaults to
+            ``'accuracy/top1'`` (``'coco/bbox_mAP'`` for mmdet, ``'mIoU'``
+            for mmseg).
 
     Returns:
-        SweepResult: ``top1['qat'][setting]`` in percent, one setting.
+        SweepResult: ``top1['qat'][setting]``: the metric, one setting.
     """
     cfg = _load_config(config, cfg_options, arch_from_checkpoint, pretrained,
                        pretrain_config)
@@ -195,14 +206,14 @@ def run_qat_transfer(config: str,
     cfg.test_dataloader.persistent_workers = False
     metrics = _runner(cfg, osp.join(work_dir, 'test'), 'qat_test').test()
     setting = parse_bit_settings([f'{w_bits}/{a_bits}'])[0].name
-    top1 = float(metrics[TOP1_KEY])
+    top1 = _score(metrics, metric)
     MMLogger.get_current_instance().info(
-        f'transfer: {setting} QAT: top-1 {top1:.2f}')
+        f'transfer: {setting} QAT: {metric} {top1:.2f}')
     result = SweepResult([QAT_COLUMN], [setting],
                          top1={QAT_COLUMN: {setting: top1}})
     result.meta = dict(config=config, pretrained=pretrained,
                        finetuned=finetuned, cfg_options=cfg_options or {},
-                       observers=[QAT_COLUMN])
+                       observers=[QAT_COLUMN], metric=metric)
     return result
 
 
@@ -214,7 +225,8 @@ def run_transfer(config: str,
                  finetuned: Optional[str] = None,
                  cfg_options: Optional[dict] = None,
                  arch_from_checkpoint: bool = False,
-                 pretrain_config: Optional[str] = None) -> SweepResult:
+                 pretrain_config: Optional[str] = None,
+                 metric: str = TOP1_KEY) -> SweepResult:
     """Fine-tune, then test at every bit setting with every observer.
 
     Bit settings, observers and the config are checked before any training.
@@ -237,9 +249,12 @@ def run_transfer(config: str,
             ``pretrained`` (:func:`adopt_backbone`). Defaults to False.
         pretrain_config (str, optional): Config of ``pretrained`` when it
             stores none. Defaults to None.
+        metric (str): The test metric reported. Defaults to
+            ``'accuracy/top1'`` (``'coco/bbox_mAP'`` for mmdet, ``'mIoU'``
+            for mmseg).
 
     Returns:
-        SweepResult: ``top1[observer][setting]`` in percent.
+        SweepResult: ``top1[observer][setting]``: the metric.
     """
     settings = parse_bit_settings(bits)
     names: List[str] = list(observers)
@@ -270,10 +285,11 @@ def run_transfer(config: str,
                 top1 = result.top1[names[0]][setting.name]
             else:
                 metrics = ptq_test(cfg, finetuned, setting, name, ptq_dir)
-                top1 = float(metrics[TOP1_KEY])
+                top1 = _score(metrics, metric)
             result.top1.setdefault(name, {})[setting.name] = top1
-            logger.info(f'transfer: {setting.name} {name}: top-1 {top1:.2f}')
+            logger.info(f'transfer: {setting.name} {name}: {metric} '
+                        f'{top1:.2f}')
     result.meta = dict(config=config, pretrained=pretrained,
                        finetuned=finetuned, cfg_options=cfg_options or {},
-                       observers=names)
+                       observers=names, metric=metric)
     return result

@@ -140,6 +140,14 @@ def test_qat_transfer_trains_at_its_bits_and_tests_with_its_ranges(
     finetuned = report['meta']['finetuned']
     assert report['top1']['qat']['4w4a'] == pytest.approx(
         float_top1(repo_root, finetuned, tiny_data, bits=(4, 4)))
+    assert report['meta']['metric'] == 'accuracy/top1'
+    # A metric the test does not produce is named with the ones it does.
+    with pytest.raises(ValueError, match=r"'coco/bbox_mAP'.*accuracy/top1"):
+        run_qat_transfer(
+            str(config), str(tmp_path / 'again'), finetuned=finetuned,
+            metric='coco/bbox_mAP', cfg_options={
+                f'{loader}.dataset.data_root': tiny_data
+                for loader in LOADERS})
 
 
 def test_adopted_backbone_keeps_the_runs_bits_and_placement(repo_root,

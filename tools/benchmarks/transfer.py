@@ -48,6 +48,9 @@ def parse_args() -> argparse.Namespace:
                         "--pretrained's config")
     parser.add_argument('--pretrain-config', help='pretraining config of '
                         '--pretrained when it stores none')
+    parser.add_argument('--metric', default='accuracy/top1',
+                        help="test metric reported, e.g. 'coco/bbox_mAP' "
+                        "(mmdet) or 'mIoU' (mmseg) (default: %(default)s)")
     parser.add_argument('--qat', action='store_true',
                         help='quantization-aware fine-tuning: train the '
                         'quantized config and test it at its bits')
@@ -63,7 +66,8 @@ def main() -> None:
         common = dict(pretrained=args.pretrained, finetuned=args.finetuned,
                       cfg_options=args.cfg_options,
                       arch_from_checkpoint=args.arch_from_checkpoint,
-                      pretrain_config=args.pretrain_config)
+                      pretrain_config=args.pretrain_config,
+                      metric=args.metric)
         if args.qat:
             result = run_qat_transfer(args.config, args.work_dir, **common)
         else:
