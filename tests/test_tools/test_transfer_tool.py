@@ -186,3 +186,16 @@ def test_bad_requests_fail_before_training(repo_root, tmp_path):
     with pytest.raises(ValueError, match='QuantCalibrationHook'):
         run_transfer(str(no_hook), str(tmp_path), ['4/4'])
     assert not (tmp_path / 'finetune').exists()
+
+
+def test_pretrained_is_a_file_or_a_zoo_name(repo_root, tmp_path):
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmarks/transfer.py', DEMO, '--pretrained',
+         'no-such-model', '--work-dir', str(tmp_path / 'w')],
+        cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "transfer: error: 'no-such-model' is neither a checkpoint file nor a "
+        'model-zoo name; give an existing file or a name from '
+        '`tools/model_zoo.py list`.')
+    assert not (tmp_path / 'w').exists()

@@ -22,6 +22,7 @@ import argparse
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
+from ssql_mm.apis import resolve_checkpoint
 from ssql_mm.checkpoint import report_errors
 from ssql_mm.evaluation import run_qat_transfer, run_transfer
 from ssql_mm.evaluation.report import format_table, write_report
@@ -33,8 +34,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='float transfer config')
     parser.add_argument('--work-dir', required=True,
                         help='output folder (fine-tuning, PTQ runs, report)')
-    parser.add_argument('--pretrained', help='pretrained checkpoint to '
-                        "fine-tune from (default: the config's init_cfg)")
+    parser.add_argument('--pretrained', help='pretrained checkpoint file or '
+                        "model-zoo name to fine-tune from (default: the "
+                        "config's init_cfg)")
     parser.add_argument('--finetuned', help='skip fine-tuning: quantize this '
                         'fine-tuned checkpoint')
     parser.add_argument('--bits', nargs='+', default=['fp', '8/8', '4/4', '2/4'],
@@ -63,7 +65,9 @@ def main() -> None:
     args = parse_args()
     logger = MMLogger.get_instance('transfer', log_level='INFO')
     with report_errors('transfer', (ValueError, TypeError, FileNotFoundError)):
-        common = dict(pretrained=args.pretrained, finetuned=args.finetuned,
+        pretrained = (resolve_checkpoint(args.pretrained)
+                      if args.pretrained else None)
+        common = dict(pretrained=pretrained, finetuned=args.finetuned,
                       cfg_options=args.cfg_options,
                       arch_from_checkpoint=args.arch_from_checkpoint,
                       pretrain_config=args.pretrain_config,
