@@ -28,14 +28,14 @@ import json
 import math
 import os
 import os.path as osp
-import re
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from repro_cifar10 import run_streams
+from ptq_compare import RUN_NAME, parse_checkpoints
+from repro_cifar10 import run_jobs
 
 from ssql_mm.checkpoint import report_errors
-from ssql_mm.evaluation.aggregate import format_summary, mean_ci95
+from ssql_mm.evaluation.aggregate import mean_ci95
 from ssql_mm.models.bit_setting import parse_bit_setting
 
 CONFIGS = {
@@ -47,7 +47,6 @@ CONFIGS = {
 STAGES = tuple(CONFIGS)
 RANDOM = 'random'
 BASELINE, SSQL = 'simsiam', 'ssql'
-_NAME = re.compile(r'^(?P<method>[\w.-]+?)_seed(?P<seed>\d+)$')
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
             'calib_dataloader')
 
@@ -65,18 +64,14 @@ def parse_backbones(items: Sequence[str]) -> Dict[str, Optional[str]]:
     for item in items:
         if item == RANDOM:
             out[RANDOM] = None
-            continue
-        name, sep, path = item.partition('=')
-        if not sep or not _NAME.match(name) or not path:
-            raise ValueError(f'--backbones {item!r}: write {RANDOM} or '
-                             'NAME=PATH with NAME like simsiam_seed0.')
-        out[name] = path
+        else:
+            out.update(parse_checkpoints([item], '--backbones'))
     return out
 
 
 def method_of(backbone: str) -> str:
     """``'simsiam'`` of ``'simsiam_seed1'``; ``'random'`` stays."""
-    match = _NAME.match(backbone)
+    match = RUN_NAME.match(backbone)
     return match['method'] if match else backbone
 
 
@@ -290,12 +285,7 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if not args.summary_only:
-        jobs = jobs_to_run(args)
-        streams: List[list] = [[] for _ in range(args.jobs)]
-        for i, job in enumerate(jobs):
-            streams[i % args.jobs].append(job)
-            os.makedirs(osp.dirname(job[2]), exist_ok=True)
-        run_streams([s for s in streams if s], args.threads)
+        run_jobs(jobs_to_run(args), args.jobs, args.threads)
     with report_errors('downstream_cifar'):
         text, summary = summarize(collect(args.work))
         os.makedirs(args.work, exist_ok=True)

@@ -27,13 +27,12 @@ Example:
 """
 import argparse
 import json
-import os
 import os.path as osp
 import re
 import sys
 from typing import Dict, List, Sequence, Tuple
 
-from repro_cifar10 import run_streams, sweep_data
+from repro_cifar10 import run_jobs, sweep_data
 
 from ssql_mm.checkpoint import report_errors
 from ssql_mm.models.backbones import DEFAULT_PLACEMENT, PLACEMENTS
@@ -49,14 +48,17 @@ METHODS: Dict[str, List[str]] = {
 }
 RECONSTRUCTIONS = ('adaround', 'brecq', 'qdrop')
 BASELINE = 'simsiam'
-_NAME = re.compile(r'^(?P<method>[\w.-]+?)_seed(?P<seed>\d+)$')
+RUN_NAME = re.compile(r'^(?P<method>[\w.-]+?)_seed(?P<seed>\d+)$')
 
 
-def parse_checkpoints(items: Sequence[str]) -> Dict[str, str]:
+def parse_checkpoints(items: Sequence[str],
+                      option: str = '--checkpoints') -> Dict[str, str]:
     """``NAME=PATH`` (or ``NAME=ZOO_MODEL``) pairs, names ``<method>_seed<N>``.
 
     Args:
         items (Sequence[str]): The command-line values.
+        option (str): The option they came with, for the error message.
+            Defaults to '--checkpoints'.
 
     Returns:
         dict: Checkpoint per name, in the given order.
@@ -64,8 +66,8 @@ def parse_checkpoints(items: Sequence[str]) -> Dict[str, str]:
     out: Dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition('=')
-        if not sep or not _NAME.match(name) or not path:
-            raise ValueError(f'--checkpoints {item!r}: write NAME=PATH with '
+        if not sep or not RUN_NAME.match(name) or not path:
+            raise ValueError(f'{option} {item!r}: write NAME=PATH with '
                              'NAME like simsiam_seed0 or ssql_seed1.')
         out[name] = path
     return out
@@ -74,7 +76,7 @@ def parse_checkpoints(items: Sequence[str]) -> Dict[str, str]:
 def pairs_of(names: Sequence[str]) -> List[Tuple[str, str]]:
     """``(ssql run, simsiam run)`` of the same seed, for every non-baseline
     run that has its baseline."""
-    parsed = {n: _NAME.match(n) for n in names}
+    parsed = {n: RUN_NAME.match(n) for n in names}
     base = {m['seed']: n for n, m in parsed.items()
             if m['method'] == BASELINE}
     return [(n, base[m['seed']]) for n, m in parsed.items()
@@ -282,12 +284,7 @@ def main() -> None:
     args = parse_args()
     if not args.summary_only:
         jobs = sweep_jobs(args, sweep_data(args))
-        streams: List[list] = [[] for _ in range(args.jobs)]
-        for i, (label, cmd, log, _) in enumerate(jobs):
-            streams[i % args.jobs].append((label, cmd, log))
-        for _, _, log, _ in jobs:
-            os.makedirs(osp.dirname(log), exist_ok=True)
-        run_streams([s for s in streams if s], args.threads)
+        run_jobs([job[:3] for job in jobs], args.jobs, args.threads)
     with report_errors('ptq_compare'):
         print(summarize(args, collect(args)))
 

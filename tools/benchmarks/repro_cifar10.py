@@ -167,6 +167,23 @@ def run_streams(streams: Sequence[Sequence[Tuple[str, List[str], str]]],
         sys.exit('repro: failed runs: ' + '; '.join(failures))
 
 
+def run_jobs(jobs: Sequence[Tuple[str, List[str], str]], streams: int,
+             threads: int) -> None:
+    """Run ``(name, command, log file)`` jobs dealt in turn to ``streams``
+    streams side by side, each job's log folder made first.
+
+    Args:
+        jobs: The jobs, in the order each stream takes them.
+        streams (int): Number of streams.
+        threads (int): Torch threads per command.
+    """
+    dealt: List[list] = [[] for _ in range(streams)]
+    for i, job in enumerate(jobs):
+        dealt[i % streams].append(job)
+        os.makedirs(osp.dirname(job[2]) or '.', exist_ok=True)
+    run_streams([s for s in dealt if s], threads)
+
+
 def balance_streams(runs: Sequence[tuple], jobs: int) -> List[list]:
     """Deal runs to at most ``jobs`` streams, longest first, each to the
     least loaded stream.
