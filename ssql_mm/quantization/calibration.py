@@ -20,8 +20,8 @@ def set_observers(model: nn.Module, observer: ObserverSpec = 'minmax') -> None:
 
     Every activation quantizer that is not frozen gets a fresh observer
     (frozen ones keep their calibrated range). Every weight quantizer takes
-    the observer's per-channel weight clipping when it has one (MSE), and
-    ``max |w_c|`` otherwise.
+    the observer's per-channel weight clipping when it has one (MSE, unless
+    built with ``weights=False``), and ``max |w_c|`` otherwise.
 
     Args:
         model (nn.Module): A model holding quantized layers.
@@ -30,7 +30,8 @@ def set_observers(model: nn.Module, observer: ObserverSpec = 'minmax') -> None:
             'minmax'.
     """
     prototype = build_observer(observer)
-    clip = getattr(prototype, 'weight_clip', None)
+    clip = (prototype.weight_clip
+            if getattr(prototype, 'clips_weights', False) else None)
     for quantizer in fake_quantizers(model):
         if isinstance(quantizer, ActivationFakeQuantize):
             if not quantizer.frozen:

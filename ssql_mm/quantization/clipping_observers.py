@@ -133,21 +133,27 @@ class MSEObserver(HistogramObserver):
     quantizer represents 0 exactly. Ties keep the wider range.
 
     Calibrating with this observer also chooses weight ranges per output
-    channel, on the weight itself (:func:`mse_weight_clip`).
+    channel, on the weight itself (:func:`mse_weight_clip`), unless
+    ``weights`` is False.
 
     Args:
         grid (int): Number of candidates ``G``. Defaults to 100.
         bins (int): Histogram bins. Defaults to 2048.
         subsamples (int): Points per bin. Defaults to 8.
+        weights (bool): Also clip the weights per channel; False keeps
+            ``max |w_c|`` (``'mse:weights=false'``). Defaults to True.
     """
 
     def __init__(self, grid: int = 100, bins: int = 2048,
-                 subsamples: int = 8) -> None:
+                 subsamples: int = 8, weights: bool = True) -> None:
         super().__init__(bins)
         self.grid = _check_grid(grid)
         if not isinstance(subsamples, int) or subsamples < 1:
             raise ValueError(f'subsamples must be an int >= 1, got {subsamples!r}.')
+        if not isinstance(weights, bool):
+            raise ValueError(f'weights must be true or false, got {weights!r}.')
         self.subsamples = subsamples
+        self.clips_weights = weights
 
     def _clip(self, bits: int) -> Tuple[float, float]:
         hist = self.histogram
@@ -176,7 +182,8 @@ class MSEObserver(HistogramObserver):
         return mse_weight_clip(weight, bits, ch_axis, self.grid)
 
     def extra_repr(self) -> str:
-        return f'grid={self.grid}, ' + super().extra_repr()
+        return (f'grid={self.grid}, weights={self.clips_weights}, '
+                + super().extra_repr())
 
 
 @torch.no_grad()

@@ -13,6 +13,8 @@ Spec = Union[str, Dict[str, Any]]
 
 
 def _value(text: str) -> Any:
+    if text.lower() in ('true', 'false'):
+        return text.lower() == 'true'
     for kind in (int, float):
         try:
             return kind(text)

@@ -231,6 +231,32 @@ def test_mse_weight_ranges_lower_the_weight_error():
     assert weight_error() < minmax_error
 
 
+def test_mse_without_weights_clips_activations_only():
+    net = _net()
+    batches = _batches()
+    weight = net[0].weight.detach().clone()
+    max_abs = weight.flatten(1).abs().amax(1)
+
+    def act_range(observer):
+        calibrate(net, batches, observer=observer)
+        quant = net[0].input_quant
+        return float(quant.observer.min_val), float(quant.observer.max_val)
+
+    both = act_range('mse')
+    assert net[0].weight_quant.clip is not None
+    assert not torch.allclose(net[0].weight_quant.clip_values(weight), max_abs)
+    assert act_range('mse:weights=false') == both
+    assert net[0].weight_quant.clip is None  # max |w_c|
+    assert act_range(dict(type='mse', weights=False)) == both
+    assert act_range('minmax') != both
+
+
+@pytest.mark.parametrize('value', ['0', 'no', '1'])
+def test_mse_weights_flag_is_a_boolean(value):
+    with pytest.raises(ValueError, match='weights must be true or false'):
+        build_observer(f'mse:weights={value}')
+
+
 def test_frozen_quantizer_keeps_its_observer():
     quant = ActivationFakeQuantize(bits=4)
     quant.set_mode(QuantMode.OBSERVE)

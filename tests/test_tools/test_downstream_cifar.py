@@ -33,7 +33,8 @@ def test_jobs_go_seed_by_seed_and_skip_or_reuse_finished_work(recipe,
         '--work', work, '--data', 'DATA', '--backbones', 'random',
         'simsiam_seed0=a.pth', 'ssql_seed0=b.pth', '--ft-seeds', '0', '1',
         '--stages', 'cls', 'qat', '--qat-bits', '3/4'])
-    write_job(work, 'cls', 'simsiam_seed0_ft0', {'minmax': {'FP': 50.0}})
+    write_job(work, 'cls', 'simsiam_seed0_ft0',
+              {'minmax': {'FP': 50.0}, 'mse': {'FP': 50.0}})
     finetune = osp.join(work, 'qat', 'ssql_seed0_ft1', 'finetune')
     os.makedirs(finetune)
     with open(osp.join(finetune, 'last_checkpoint'), 'w') as f:
@@ -115,3 +116,38 @@ def test_bad_arguments_are_one_line_errors(recipe, capsys, argv, message):
         recipe.parse_args(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1]
+
+
+def test_a_new_observer_tests_finished_fine_tunings_only(recipe, tmp_path):
+    work = str(tmp_path)
+    args = recipe.parse_args([
+        '--work', work, '--data', 'DATA', '--backbones', 'ssql_seed0=b.pth',
+        '--ft-seeds', '1', '--stages', 'cls', 'qat',
+        '--observers', 'minmax', 'mse:weights=false'])
+    job = osp.join(work, 'cls', 'ssql_seed0_ft1')
+    write_job(work, 'cls', 'ssql_seed0_ft1',
+              {'minmax': {'FP': 50.0, '4w4a': 40.0}})
+    os.makedirs(osp.join(job, 'finetune'))
+    with open(osp.join(job, 'finetune', 'last_checkpoint'), 'w') as f:
+        f.write('/x/epoch_15.pth')
+    write_job(work, 'qat', 'ssql_seed0_ft1', {'qat': {'4w4a': 45.0}})
+    (label, cmd, log), = recipe.jobs_to_run(args)
+    assert label == 'cls ssql_seed0 ft1 ptq mse:weights=false'
+    assert cmd[cmd.index('--finetuned') + 1] == '/x/epoch_15.pth'
+    assert cmd[cmd.index('--observers') + 1:cmd.index('--cfg-options')] == [
+        'mse:weights=false']
+    assert cmd[cmd.index('--bits') + 1:cmd.index('--observers')] == [
+        '8/8', '4/4', '3/3', '2/4']
+    assert '--pretrained' not in cmd
+    assert option(cmd, 'randomness.seed') == '1'
+    out = cmd[cmd.index('--work-dir') + 1]
+    assert out == osp.join(job, 'ptq-mse_weights_false')
+    assert log == out + '.log'
+
+    write_job(job, '', 'ptq-mse_weights_false',
+              {'mse:weights=false': {'4w4a': 44.0}})
+    assert recipe.jobs_to_run(args) == []
+    scores = recipe.collect(work)['cls']
+    assert scores['mse:weights=false']['ssql_seed0_ft1'] == {
+        'FP': 50.0, '4w4a': 44.0}
+    assert scores['minmax']['ssql_seed0_ft1']['4w4a'] == 40.0

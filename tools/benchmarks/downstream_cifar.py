@@ -112,38 +112,89 @@ def job_command(args: argparse.Namespace, stage: str, backbone: str,
     return cmd + ['--cfg-options', *options]
 
 
+def _columns(path: str) -> List[str]:
+    with open(path) as f:
+        return list(json.load(f)['top1'])
+
+
+def extra_ptq_command(args: argparse.Namespace, out: str,
+                      observers: Sequence[str]) -> List[str]:
+    """PTQ of a finished fine-tuning with observers it was not tested with
+    (``transfer.py --finetuned``), into a sub-folder of its job."""
+    with open(osp.join(out, 'finetune', 'last_checkpoint')) as f:
+        finetuned = f.read().strip()
+    bits = [b for b in args.bits if not parse_bit_setting(b).is_float]
+    options = [f'{loader}.dataset.data_root={args.data}'
+               for loader in _LOADERS]
+    return [sys.executable, 'tools/benchmarks/transfer.py', CONFIGS['cls'],
+            '--work-dir', osp.join(out, 'ptq-' + '-'.join(observers)).replace(
+                ':', '_').replace('=', '_'),
+            '--finetuned', finetuned, '--bits', *bits, '--observers',
+            *observers, '--cfg-options', f'randomness.seed={_ft_seed(out)}',
+            *options]
+
+
+def _ft_seed(out: str) -> int:
+    return int(out.rstrip('/').rpartition('_ft')[2])
+
+
+def job_results(out: str) -> List[str]:
+    """The ``transfer.json`` files of a job: its own, then those of later
+    PTQ runs of its fine-tuning (``<job>/ptq-*/``)."""
+    paths = [osp.join(out, 'transfer.json')]
+    if osp.isdir(out):
+        paths += sorted(osp.join(out, d, 'transfer.json')
+                        for d in os.listdir(out) if d.startswith('ptq-'))
+    return [p for p in paths if osp.isfile(p)]
+
+
 def jobs_to_run(args: argparse.Namespace) -> List[Tuple[str, List[str], str]]:
     """Every unfinished job as ``(label, command, log)``, seed by seed, in
-    the order of ``--stages`` and ``--backbones``."""
+    the order of ``--stages`` and ``--backbones``. A finished ``cls`` job
+    missing some of ``--observers`` gets a PTQ-only job for them."""
     jobs = []
     for ft_seed in args.ft_seeds:
         for stage in args.stages:
             for backbone, checkpoint in args.backbones.items():
                 out = job_dir(args.work, stage, backbone, ft_seed)
-                if osp.isfile(osp.join(out, 'transfer.json')):
+                label = f'{stage} {backbone} ft{ft_seed}'
+                done = job_results(out)
+                if not done:
+                    jobs.append((label, job_command(
+                        args, stage, backbone, checkpoint, ft_seed),
+                        f'{out}.log'))
                     continue
-                jobs.append((f'{stage} {backbone} ft{ft_seed}',
-                             job_command(args, stage, backbone, checkpoint,
-                                         ft_seed), f'{out}.log'))
+                if stage != 'cls':
+                    continue
+                have = {c for p in done for c in _columns(p)}
+                missing = [o for o in args.observers if o not in have]
+                if missing:
+                    cmd = extra_ptq_command(args, out, missing)
+                    jobs.append((f'{label} ptq {" ".join(missing)}', cmd,
+                                 cmd[cmd.index('--work-dir') + 1] + '.log'))
     return jobs
 
 
 def collect(work: str) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
     """``scores[stage][column][job][setting]`` from every finished job
-    (``column``: an observer, or ``qat``)."""
+    (``column``: an observer, or ``qat``); a column tested without FP
+    takes the job's FP."""
     scores: Dict[str, dict] = {}
     for stage in STAGES:
         folder = osp.join(work, stage)
         if not osp.isdir(folder):
             continue
         for job in sorted(os.listdir(folder)):
-            path = osp.join(folder, job, 'transfer.json')
-            if not osp.isfile(path):
-                continue
-            with open(path) as f:
-                top1 = json.load(f)['top1']
-            for column, values in top1.items():
-                scores.setdefault(stage, {}).setdefault(column, {})[job] = values
+            fp = None
+            for path in job_results(osp.join(folder, job)):
+                with open(path) as f:
+                    top1 = json.load(f)['top1']
+                for column, values in top1.items():
+                    fp = values.get('FP', fp)
+                    if fp is not None and 'FP' not in values:
+                        values = dict(FP=fp, **values)
+                    scores.setdefault(stage, {}).setdefault(
+                        column, {})[job] = values
     return scores
 
 
