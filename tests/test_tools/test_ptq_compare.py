@@ -90,3 +90,17 @@ def test_checkpoint_names_must_name_method_and_seed(recipe, tmp_path,
     assert exit_info.value.code == 2
     assert "write NAME=PATH with NAME like simsiam_seed0" in \
         capsys.readouterr().err
+
+
+def test_mse_act_calibrates_activations_only(recipe, tmp_path):
+    args = recipe.parse_args(['--work', str(tmp_path), '--checkpoints',
+                              'ssql_seed0=b.pth', '--methods', 'mse-act',
+                              '--draws', '1'])
+    jobs = recipe.sweep_jobs(args, 'DATA')
+    assert [label for label, _, _, _ in jobs] == [
+        'ssql_seed0 fp draw 0', 'ssql_seed0 mse-act draw 0']
+    cmd = jobs[1][1]
+    assert cmd[cmd.index('--observer') + 1] == 'mse:weights=false'
+    assert '--ptq' not in cmd
+    assert cmd[cmd.index('--out') + 1] == osp.join(str(tmp_path), 'ssql_seed0',
+                                                   'mse-act_draw0')

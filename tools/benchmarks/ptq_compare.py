@@ -4,11 +4,11 @@ Every checkpoint is swept at FP once and at each low-bit setting with each
 PTQ method, several times with different calibration draws (the draw seed
 also seeds the linear probe):
 
-- ``minmax``, ``mse``: calibration observers only (ranges; MSE also clips
-  the weights per channel);
+- ``minmax``, ``mse``, ``mse-act``: calibration observers only (ranges;
+  ``mse`` also clips the weights per channel, ``mse-act`` keeps
+  ``max |w_c|``);
 - ``adaround``, ``brecq``, ``qdrop``: reconstruction (``--ptq``) started
-  from the MSE ranges and weight clipping, so each reconstruction begins
-  where the best observer ends.
+  from the MSE ranges and weight clipping.
 
 Evaluation is the model zoo's protocol (kNN and linear probe on frozen
 features; bank of the first 1,000 training images per class, calibration
@@ -42,6 +42,7 @@ from ssql_mm.models.bit_setting import parse_bit_setting
 METHODS: Dict[str, List[str]] = {
     'minmax': ['--observer', 'minmax'],
     'mse': ['--observer', 'mse'],
+    'mse-act': ['--observer', 'mse:weights=false'],
     'adaround': ['--observer', 'mse', '--ptq', 'adaround'],
     'brecq': ['--observer', 'mse', '--ptq', 'brecq'],
     'qdrop': ['--observer', 'mse', '--ptq', 'qdrop'],
