@@ -9,7 +9,8 @@ from .errors import (ModelIndexError, ModelZooError, NotPublishedError,
 from .model_index import (ModelEntry, get_model_entry, list_models,
                           load_model_index)
 from .publish import publish_checkpoint
-from .table import model_zoo_markdown, model_zoo_rows, model_zoo_table
+from .table import (model_zoo_markdown, model_zoo_rows, model_zoo_table,
+                    model_zoo_task_table)
 
 __all__ = [
     'ChecksumError', 'DownloadError', 'DownloadTimeoutError', 'ModelEntry',
@@ -17,6 +18,7 @@ __all__ = [
     'NotPublishedError', 'UnknownModelError', 'cache_dir',
     'download_checkpoint', 'fetch_file', 'get_model', 'get_model_entry',
     'list_models', 'load_model_index', 'model_zoo_rows', 'model_zoo_table',
+    'model_zoo_task_table',
     'model_zoo_markdown', 'publish_checkpoint', 'resolve_checkpoint',
     'resolve_url', 'sha256sum'
 ]

@@ -9,25 +9,36 @@ from ssql_mm.evaluation.bit_settings import (PAPER_BIT_SETTINGS,
 from .model_index import ModelEntry, list_models, load_model_index
 
 __all__ = [
-    'model_zoo_table', 'model_zoo_markdown', 'model_zoo_rows', 'BIT_SETTINGS'
+    'model_zoo_table', 'model_zoo_markdown', 'model_zoo_rows',
+    'model_zoo_task_table', 'BIT_SETTINGS', 'DOWNSTREAM_TASK'
 ]
 
 PathLike = Union[str, os.PathLike]
 # Column order of the settings the paper reports; others follow, sorted.
 BIT_SETTINGS = tuple(parse_bit_setting(s).name for s in PAPER_BIT_SETTINGS)
 _SETTING = re.compile(r'\(([^)]+)\)\s*$')
+# Fine-tuned downstream results (OpenMMLab's task name), a table of their own.
+DOWNSTREAM_TASK = 'Image Classification'
+
+
+def _settings_of(result: dict) -> dict:
+    values = {}
+    for metric, value in (result.get('Metrics') or {}).items():
+        match = _SETTING.search(metric)
+        if match:
+            values[match.group(1)] = value
+    return values
 
 
 def _accuracies(entry: ModelEntry) -> dict:
-    """Top-1 per setting; a linear evaluation's figures win over other
-    tasks' (the page's table is the linear probe's), whatever their order."""
+    """Top-1 per setting of the frozen-feature evaluations; a linear
+    evaluation's figures win over other tasks' (the page's table is the
+    linear probe's), whatever their order."""
     values = {}
-    for result in sorted(entry.results, key=lambda r: 'linear' in str(
+    frozen = [r for r in entry.results if r.get('Task') != DOWNSTREAM_TASK]
+    for result in sorted(frozen, key=lambda r: 'linear' in str(
             r.get('Task')).lower()):
-        for metric, value in (result.get('Metrics') or {}).items():
-            match = _SETTING.search(metric)
-            if match:
-                values[match.group(1)] = value
+        values.update(_settings_of(result))
     return values
 
 
@@ -209,6 +220,46 @@ def model_zoo_table(index: Optional[PathLike] = None,
     return '\n'.join(rows) + '\n'
 
 
+def model_zoo_task_table(task: str = DOWNSTREAM_TASK,
+                         index: Optional[PathLike] = None) -> str:
+    """One row per model and data set with results of ``task``.
+
+    Args:
+        task (str): The metafile task. Defaults to ``'Image
+            Classification'`` (fine-tuned downstream results).
+        index (str | PathLike, optional): Model index to read. Defaults to
+            None, the package's ``model-index.yml``.
+
+    Returns:
+        str: A markdown table, or '' when no model has such results.
+    """
+    rows = [(e.name, str(r.get('Dataset') or '-'), _settings_of(r))
+            for e in load_model_index(index).values() for r in e.results
+            if r.get('Task') == task]
+    if not rows:
+        return ''
+    found = {s for _, _, values in rows for s in values}
+    settings = [s for s in BIT_SETTINGS if s in found]
+    settings += sorted(found - set(BIT_SETTINGS))
+    head = ['Model', 'Data, protocol'] + [f'Top-1 {s}' for s in settings]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for name, dataset, values in rows:
+        lines.append('| ' + ' | '.join(
+            [name, dataset] + [f'{values[s]:.2f}' if s in values else '-'
+                               for s in settings]) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+_DOC_DOWNSTREAM = """
+## Fine-tuned downstream
+
+Test top-1 after fine-tuning the pretrained backbone on a downstream task
+(metafile task `Image Classification`), then quantizing it as the data
+column says; means over the fine-tuning seeds (`docs/results.md`).
+
+"""
+
+
 def model_zoo_markdown(index: Optional[PathLike] = None) -> str:
     """The ``docs/model_zoo.md`` page: table and usage.
 
@@ -219,4 +270,7 @@ def model_zoo_markdown(index: Optional[PathLike] = None) -> str:
     Returns:
         str: Markdown text.
     """
-    return _DOC_INTRO + model_zoo_table(index, link_root='../') + _DOC_USAGE
+    downstream = model_zoo_task_table(DOWNSTREAM_TASK, index)
+    return (_DOC_INTRO + model_zoo_table(index, link_root='../')
+            + (_DOC_DOWNSTREAM + downstream if downstream else '')
+            + _DOC_USAGE)

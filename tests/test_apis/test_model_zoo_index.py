@@ -9,7 +9,8 @@ from mmengine.config import Config
 
 from tiny_zoo import TINY_NAME
 from ssql_mm.apis import (get_model, load_model_index, model_zoo_markdown,
-                          model_zoo_table, publish_checkpoint)
+                          model_zoo_table, model_zoo_task_table,
+                          publish_checkpoint)
 from ssql_mm.checkpoint import read_checkpoint, sha256sum
 from ssql_mm.models.pretrained import recorded_placement
 
@@ -188,3 +189,15 @@ def test_publish_adds_an_entry_with_an_existing_config(zoo, tmp_path):
     row = next(r for r in model_zoo_table(index).splitlines()
                if r.startswith('| ssql-seed1 '))
     assert '| 37.00 |' in row and '33.00' not in row
+    # fine-tuned results get a table of their own, not the linear columns
+    publish_checkpoint(ckpt, 'ssql-seed1', metafile=metafile, index=index,
+                       url='checkpoints/', out_dir=tmp_path / 'out',
+                       results={'FP': 57.0, '4w4a': 53.0},
+                       task='Image Classification',
+                       dataset='CIFAR-10 fine-tuned, min/max PTQ')
+    row = next(r for r in model_zoo_table(index).splitlines()
+               if r.startswith('| ssql-seed1 '))
+    assert '| 37.00 |' in row and '57.00' not in row
+    assert ('| ssql-seed1 | CIFAR-10 fine-tuned, min/max PTQ | 57.00 | '
+            '53.00 |') in model_zoo_task_table(index=index)
+    assert '## Fine-tuned downstream' in model_zoo_markdown(index)
