@@ -130,12 +130,23 @@ def make_cifar10_subset(root):
             _jpeg(root / split / name / f'{i:04d}.jpg', i, (32, 32))
 
 
+def make_cifar10_folders(root):
+    """Class folders of 32 x 32 JPEGs, three per class and split."""
+    for split in ('train', 'test'):
+        for i, name in enumerate(('airplane', 'cat', 'truck')):
+            for k in range(3):
+                _jpeg(root / split / name / f'{k:04d}.jpg', 3 * i + k,
+                      (32, 32))
+
+
 MAKERS = {
     'fgvc_aircraft': make_fgvc_aircraft, 'caltech101': make_caltech101,
     'dtd': make_dtd, 'flowers102': make_flowers102, 'food101': make_food101,
     'oxford_iiit_pet': make_oxford_iiit_pet, 'cifar100': make_cifar100,
     'cifar10-subset': make_cifar10_subset, 'cifar10': make_cifar10,
+    'cifar10-5k': make_cifar10_folders,
 }
+SMALL_IMAGES = ('cifar10-subset', 'cifar10-5k')
 
 
 def _dataset_key(path):
@@ -147,7 +158,7 @@ def _dataset_key(path):
 def test_every_dataset_has_configs():
     keys = sorted({_dataset_key(p) for p in CONFIGS})
     assert keys == sorted(MAKERS)
-    assert len(CONFIGS) == 8 * 3 + 1
+    assert len(CONFIGS) == 8 * 3 + 1 + 2
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
@@ -170,17 +181,23 @@ def test_config_builds_model_and_datasets(path, tmp_path, monkeypatch):
     for loader in LOADERS:
         dataset_cfg = cfg[loader].dataset
         dataset_cfg.data_root = str(tmp_path)
+        if 'per_class_range' in dataset_cfg:  # the labelled set, scaled down
+            assert dataset_cfg.per_class_range == (1000, 1500)
+            dataset_cfg.update(per_class_range=(1, 3),
+                               cache_dir=str(tmp_path / 'cache'))
+        elif dataset_cfg.get('cache_dir'):
+            dataset_cfg.cache_dir = str(tmp_path / 'cache')
         dataset = DATASETS.build(dataset_cfg)
         assert len(dataset) >= 2, loader
         sample = dataset[0]
         assert sample['inputs'].dtype == torch.uint8
-        size = 32 if key == 'cifar10-subset' else 224
+        size = 32 if key in SMALL_IMAGES else 224
         assert tuple(sample['inputs'].shape[1:]) == (size, size), loader
         labels = [dataset.get_data_info(i)['gt_label']
                   for i in range(len(dataset))]
         assert all(0 <= int(label) < num_classes for label in labels)
         classes = dataset.metainfo.get('classes')
-        if classes is not None and key != 'cifar10-subset':
+        if classes is not None and key not in SMALL_IMAGES[:1]:
             assert len(classes) == num_classes, loader
     assert cfg.calib_dataloader.dataset.pipeline == cfg.test_dataloader.dataset.pipeline
     split = cfg.train_dataloader.dataset.get('split')
@@ -220,6 +237,13 @@ def test_recipe(path):
         assert cfg.optim_wrapper.optimizer.lr == 30.
         assert cfg.param_scheduler.milestones == [60, 80]
         assert cfg.train_cfg.max_epochs == 100
+    elif path.endswith('_cifar10-5k.py'):
+        assert backbone.get('frozen_stages', -1) == -1
+        assert cfg.param_scheduler.milestones == [9, 12]
+        assert cfg.train_cfg.max_epochs == 15
+        assert cfg.optim_wrapper.optimizer.lr == 0.05
+        assert cfg.optim_wrapper.optimizer.weight_decay == 5e-4
+        assert backbone.placement == 'integer' and backbone.init_cfg is None
     elif 'subset' not in path:
         assert backbone.get('frozen_stages', -1) == -1
         assert cfg.param_scheduler.milestones == [30, 40]
