@@ -20,7 +20,7 @@ from mmpretrain.registry import MODELS
 
 from ssql_mm.models.backbones import quant_twin
 from ssql_mm.quantization import observer_config
-from .bit_settings import BitSetting, parse_bit_settings
+from .bit_settings import BitSetting, parse_bit_setting, parse_bit_settings
 from .pretrained_backbone import load_pretrained
 from .sweep import SweepResult
 
@@ -83,6 +83,16 @@ def _runner(cfg: Config, work_dir: str, name: str) -> Runner:
     return Runner.from_cfg(cfg)
 
 
+def _test(cfg: Config, checkpoint: str, work_dir: str,
+          name: str) -> Dict[str, float]:
+    """Test ``checkpoint`` with ``cfg`` (one pass, no backbone init)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.model.backbone.init_cfg = None
+    cfg.load_from = checkpoint
+    cfg.test_dataloader.persistent_workers = False  # one pass per run
+    return _runner(cfg, work_dir, name).test()
+
+
 def finetune(cfg: Config, work_dir: str,
              pretrained: Optional[str] = None) -> str:
     """Fine-tune (train) a transfer config and return its last checkpoint.
@@ -127,12 +137,9 @@ def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
     cfg.model.backbone.w_bits = setting.w_bits or 0
     cfg.model.backbone.a_bits = setting.a_bits or 0
     cfg.model.backbone.mixed = setting.to_dict() if setting.is_mixed else None
-    cfg.model.backbone.init_cfg = None
-    cfg.load_from = checkpoint
-    cfg.test_dataloader.persistent_workers = False  # one pass per run
     _calibration_hook(cfg)['observer'] = observer
     name = f"ptq_{setting.name}_{observer.replace(':', '_')}"
-    return _runner(cfg, work_dir, name).test()
+    return _test(cfg, checkpoint, work_dir, name)
 
 
 def _score(metrics: Dict[str, float], metric: str) -> float:
@@ -200,12 +207,8 @@ def run_qat_transfer(config: str,
             'model.backbone.w_bits=W model.backbone.a_bits=A.')
     if finetuned is None:
         finetuned = finetune(cfg, osp.join(work_dir, 'finetune'), pretrained)
-    cfg = copy.deepcopy(cfg)
-    cfg.model.backbone.init_cfg = None
-    cfg.load_from = finetuned
-    cfg.test_dataloader.persistent_workers = False
-    metrics = _runner(cfg, osp.join(work_dir, 'test'), 'qat_test').test()
-    setting = parse_bit_settings([f'{w_bits}/{a_bits}'])[0].name
+    metrics = _test(cfg, finetuned, osp.join(work_dir, 'test'), 'qat_test')
+    setting = parse_bit_setting(f'{w_bits}/{a_bits}').name
     top1 = _score(metrics, metric)
     MMLogger.get_current_instance().info(
         f'transfer: {setting} QAT: {metric} {top1:.2f}')
