@@ -80,14 +80,19 @@ def job_dir(work: str, stage: str, backbone: str, ft_seed: int) -> str:
     return osp.join(work, stage, f'{backbone}_ft{ft_seed}')
 
 
+def _run_options(args: argparse.Namespace, ft_seed: int) -> List[str]:
+    """``--cfg-options`` every job of a fine-tuning seed shares: the seed
+    (also the calibration draw) and the data."""
+    return [f'randomness.seed={ft_seed}'] + [
+        f'{loader}.dataset.data_root={args.data}' for loader in _LOADERS]
+
+
 def job_command(args: argparse.Namespace, stage: str, backbone: str,
                 checkpoint: Optional[str], ft_seed: int) -> List[str]:
     """The ``transfer.py`` command of one job (reusing a finished
     fine-tuning when one is there)."""
     out = job_dir(args.work, stage, backbone, ft_seed)
-    options = [f'randomness.seed={ft_seed}']
-    options += [f'{loader}.dataset.data_root={args.data}'
-                for loader in _LOADERS]
+    options = _run_options(args, ft_seed)
     if args.epochs is not None:
         options += [f'train_cfg.max_epochs={args.epochs}',
                     f'train_cfg.val_interval={args.epochs}',
@@ -117,25 +122,18 @@ def _columns(path: str) -> List[str]:
         return list(json.load(f)['top1'])
 
 
-def extra_ptq_command(args: argparse.Namespace, out: str,
+def extra_ptq_command(args: argparse.Namespace, out: str, ft_seed: int,
                       observers: Sequence[str]) -> List[str]:
     """PTQ of a finished fine-tuning with observers it was not tested with
     (``transfer.py --finetuned``), into a sub-folder of its job."""
     with open(osp.join(out, 'finetune', 'last_checkpoint')) as f:
         finetuned = f.read().strip()
     bits = [b for b in args.bits if not parse_bit_setting(b).is_float]
-    options = [f'{loader}.dataset.data_root={args.data}'
-               for loader in _LOADERS]
+    folder = 'ptq-' + '-'.join(observers).replace(':', '_').replace('=', '_')
     return [sys.executable, 'tools/benchmarks/transfer.py', CONFIGS['cls'],
-            '--work-dir', osp.join(out, 'ptq-' + '-'.join(observers)).replace(
-                ':', '_').replace('=', '_'),
-            '--finetuned', finetuned, '--bits', *bits, '--observers',
-            *observers, '--cfg-options', f'randomness.seed={_ft_seed(out)}',
-            *options]
-
-
-def _ft_seed(out: str) -> int:
-    return int(out.rstrip('/').rpartition('_ft')[2])
+            '--work-dir', osp.join(out, folder), '--finetuned', finetuned,
+            '--bits', *bits, '--observers', *observers, '--cfg-options',
+            *_run_options(args, ft_seed)]
 
 
 def job_results(out: str) -> List[str]:
@@ -169,7 +167,7 @@ def jobs_to_run(args: argparse.Namespace) -> List[Tuple[str, List[str], str]]:
                 have = {c for p in done for c in _columns(p)}
                 missing = [o for o in args.observers if o not in have]
                 if missing:
-                    cmd = extra_ptq_command(args, out, missing)
+                    cmd = extra_ptq_command(args, out, ft_seed, missing)
                     jobs.append((f'{label} ptq {" ".join(missing)}', cmd,
                                  cmd[cmd.index('--work-dir') + 1] + '.log'))
     return jobs
