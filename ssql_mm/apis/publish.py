@@ -30,7 +30,7 @@ from ssql_mm.models.pretrained import recorded_placement
 from .model_index import default_index_path, read_index_file
 
 __all__ = [
-    'publish_checkpoint', 'check_model_name', 'metric_key',
+    'publish_checkpoint', 'check_model_name', 'metric_key', 'TASK_METRICS',
     'DEFAULT_METAFILE'
 ]
 
@@ -46,16 +46,26 @@ _HEADER = ('# Model zoo entries of ssql_mm (OpenMMLab metafile format).\n'
            '# `python tools/model_zoo.py publish`.\n')
 
 
-def metric_key(setting: str) -> str:
-    """Metric name of one bit-width setting, e.g. ``'4w4a'``.
+# The metric OpenMMLab metafiles report per task; top-1 for the rest.
+TASK_METRICS = {
+    'Object Detection': 'box AP',
+    'Semantic Segmentation': 'mIoU',
+}
+
+
+def metric_key(setting: str, task: str = 'Linear Evaluation') -> str:
+    """Metric name of one bit-width setting, e.g. ``'4w4a'``, in a task.
 
     Args:
         setting (str): ``'FP'`` or ``'<w>w<a>a'``.
+        task (str): The metafile task. Defaults to 'Linear Evaluation'.
 
     Returns:
-        str: ``'Top 1 Accuracy (4w4a)'``.
+        str: ``'Top 1 Accuracy (4w4a)'``, or ``'box AP (4w4a)'`` for
+        ``'Object Detection'``, ``'mIoU (4w4a)'`` for ``'Semantic
+        Segmentation'``.
     """
-    return f'Top 1 Accuracy ({setting})'
+    return f"{TASK_METRICS.get(task, 'Top 1 Accuracy')} ({setting})"
 
 
 def check_model_name(name: str) -> None:
@@ -241,7 +251,8 @@ def publish_checkpoint(checkpoint: PathLike,
             quantizer placement of the training config stored in the
             checkpoint. Defaults to None (keep the entry's).
         training_data (str, optional): Pre-training data. Defaults to None.
-        results (dict, optional): Top-1 accuracy per bit-width setting
+        results (dict, optional): The task's metric (top-1, box AP or mIoU:
+            :func:`metric_key`) per bit-width setting
             (``{'FP': 91.2, '4w4a': 89.0}``); they replace the entry's results
             of the same task and dataset in place, and results of other tasks
             are kept. Defaults to None (keep all).
@@ -321,7 +332,7 @@ def publish_checkpoint(checkpoint: PathLike,
         _merge_result(entry, {
             'Task': task,
             'Dataset': dataset or fields.get('Training Data'),
-            'Metrics': {metric_key(k): float(v)
+            'Metrics': {metric_key(k, task): float(v)
                         for k, v in results.items()},
         })
     atomic_write_bytes(

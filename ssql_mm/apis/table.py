@@ -10,15 +10,18 @@ from .model_index import ModelEntry, list_models, load_model_index
 
 __all__ = [
     'model_zoo_table', 'model_zoo_markdown', 'model_zoo_rows',
-    'model_zoo_task_table', 'BIT_SETTINGS', 'DOWNSTREAM_TASK'
+    'model_zoo_task_table', 'BIT_SETTINGS', 'DOWNSTREAM_TASK',
+    'DOWNSTREAM_TASKS'
 ]
 
 PathLike = Union[str, os.PathLike]
 # Column order of the settings the paper reports; others follow, sorted.
 BIT_SETTINGS = tuple(parse_bit_setting(s).name for s in PAPER_BIT_SETTINGS)
 _SETTING = re.compile(r'\(([^)]+)\)\s*$')
-# Fine-tuned downstream results (OpenMMLab's task name), a table of their own.
+# Fine-tuned downstream results (OpenMMLab's task names), a table each.
 DOWNSTREAM_TASK = 'Image Classification'
+DOWNSTREAM_TASKS = (DOWNSTREAM_TASK, 'Object Detection',
+                    'Semantic Segmentation')
 
 
 def _settings_of(result: dict) -> dict:
@@ -35,7 +38,8 @@ def _accuracies(entry: ModelEntry) -> dict:
     evaluation's figures win over other tasks' (the page's table is the
     linear probe's), whatever their order."""
     values = {}
-    frozen = [r for r in entry.results if r.get('Task') != DOWNSTREAM_TASK]
+    frozen = [r for r in entry.results
+              if r.get('Task') not in DOWNSTREAM_TASKS]
     for result in sorted(frozen, key=lambda r: 'linear' in str(
             r.get('Task')).lower()):
         values.update(_settings_of(result))
@@ -222,7 +226,9 @@ def model_zoo_table(index: Optional[PathLike] = None,
 
 def model_zoo_task_table(task: str = DOWNSTREAM_TASK,
                          index: Optional[PathLike] = None) -> str:
-    """One row per model and data set with results of ``task``.
+    """One row per model and data set with results of ``task``; the
+    columns are named by the metric (``'box AP (4w4a)'`` gives
+    ``box AP 4w4a``).
 
     Args:
         task (str): The metafile task. Defaults to ``'Image
@@ -241,7 +247,12 @@ def model_zoo_task_table(task: str = DOWNSTREAM_TASK,
     found = {s for _, _, values in rows for s in values}
     settings = [s for s in BIT_SETTINGS if s in found]
     settings += sorted(found - set(BIT_SETTINGS))
-    head = ['Model', 'Data, protocol'] + [f'Top-1 {s}' for s in settings]
+    names = {_SETTING.sub('', metric).strip()
+             for e in load_model_index(index).values() for r in e.results
+             if r.get('Task') == task for metric in r.get('Metrics') or {}}
+    metric = names.pop() if len(names) == 1 else 'Result'
+    metric = 'Top-1' if metric == 'Top 1 Accuracy' else metric
+    head = ['Model', 'Data, protocol'] + [f'{metric} {s}' for s in settings]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for name, dataset, values in rows:
         lines.append('| ' + ' | '.join(
@@ -253,10 +264,10 @@ def model_zoo_task_table(task: str = DOWNSTREAM_TASK,
 _DOC_DOWNSTREAM = """
 ## Fine-tuned downstream
 
-Test top-1 after fine-tuning the pretrained backbone on a downstream task
-(metafile task `Image Classification`), then quantizing it as the data
-column says; means over the fine-tuning seeds (`docs/results.md`).
-
+Test results after fine-tuning the pretrained backbone on a downstream task
+(metafile tasks `Image Classification`, `Object Detection`, `Semantic
+Segmentation`), then quantizing it as the data column says; means over the
+fine-tuning seeds the column names (`docs/results.md`).
 """
 
 
@@ -270,7 +281,10 @@ def model_zoo_markdown(index: Optional[PathLike] = None) -> str:
     Returns:
         str: Markdown text.
     """
-    downstream = model_zoo_task_table(DOWNSTREAM_TASK, index)
+    tables = [(task, model_zoo_task_table(task, index))
+              for task in DOWNSTREAM_TASKS]
+    downstream = ''.join(f'\n### {task}\n\n{table}'
+                         for task, table in tables if table)
     return (_DOC_INTRO + model_zoo_table(index, link_root='../')
             + (_DOC_DOWNSTREAM + downstream if downstream else '')
             + _DOC_USAGE)

@@ -201,3 +201,39 @@ def test_publish_adds_an_entry_with_an_existing_config(zoo, tmp_path):
     assert ('| ssql-seed1 | CIFAR-10 fine-tuned, min/max PTQ | 57.00 | '
             '53.00 |') in model_zoo_task_table(index=index)
     assert '## Fine-tuned downstream' in model_zoo_markdown(index)
+
+
+def test_detection_and_segmentation_results_get_their_metric_and_table(
+        zoo, tmp_path):
+    """Fine-tuned detection/segmentation results are named box AP / mIoU, as
+    OpenMMLab metafiles name them, and get a page table each, out of the
+    frozen-feature columns."""
+    ckpt = tmp_path / 'ssql.pth'
+    torch.save({'state_dict': {'backbone.w': torch.ones(2)}}, ckpt)
+    index, metafile = zoo['index'], zoo['root'] / 'configs' / 'metafile.yml'
+    kwargs = dict(metafile=metafile, index=index, url='checkpoints/',
+                  out_dir=tmp_path / 'out')
+    publish_checkpoint(ckpt, 'ssql-a', results={'FP': 40.0}, **kwargs)
+    publish_checkpoint(ckpt, 'ssql-a', results={'FP': 31.5, '4w4a': 28.25},
+                       task='Object Detection', dataset='paste, RetinaNet',
+                       **kwargs)
+    publish_checkpoint(ckpt, 'ssql-a', results={'FP': 61.0},
+                       task='Semantic Segmentation', dataset='paste, FCN',
+                       **kwargs)
+    entry = load_model_index(index)['ssql-a']
+    metrics = {r['Task']: r['Metrics'] for r in entry.results}
+    assert metrics['Object Detection'] == {'box AP (FP)': 31.5,
+                                           'box AP (4w4a)': 28.25}
+    assert metrics['Semantic Segmentation'] == {'mIoU (FP)': 61.0}
+    row = next(r for r in model_zoo_table(index).splitlines()
+               if r.startswith('| ssql-a '))
+    assert '40.00' in row and '31.50' not in row and '61.00' not in row
+    det = model_zoo_task_table('Object Detection', index)
+    assert det.splitlines()[0] == ('| Model | Data, protocol | box AP FP | '
+                                   'box AP 4w4a |')
+    assert '| ssql-a | paste, RetinaNet | 31.50 | 28.25 |' in det
+    page = model_zoo_markdown(index)
+    assert page.index('### Object Detection') < page.index(
+        '### Semantic Segmentation')
+    assert '### Image Classification' not in page  # no such results
+    assert '| mIoU FP |' in page

@@ -34,7 +34,8 @@ def test_jobs_go_seed_by_seed_and_skip_or_reuse_finished_work(recipe,
         'simsiam_seed0=a.pth', 'ssql_seed0=b.pth', '--ft-seeds', '0', '1',
         '--stages', 'cls', 'qat', '--qat-bits', '3/4'])
     write_job(work, 'cls', 'simsiam_seed0_ft0',
-              {'minmax': {'FP': 50.0}, 'mse': {'FP': 50.0}})
+              {'minmax': {'FP': 50.0}, 'mse': {'FP': 50.0},
+               'mse:weights=false': {'FP': 50.0}})
     finetune = osp.join(work, 'qat', 'ssql_seed0_ft1', 'finetune')
     os.makedirs(finetune)
     with open(osp.join(finetune, 'last_checkpoint'), 'w') as f:
@@ -109,6 +110,7 @@ def test_summary_pairs_ssql_with_simsiam_of_the_same_seeds(recipe, tmp_path):
     (['--backbones', 'random', '--qat-bits', 'fp'], 'uniform W/A'),
     (['--backbones', 'random', '--bits', '9/x'], 'bit setting'),
     (['--backbones', 'random', '--epochs', '1'], '--epochs must be'),
+    (['--backbones', 'random', '--paste-val', '0'], '--paste-val must be'),
     ([], '--backbones is required'),
 ])
 def test_bad_arguments_are_one_line_errors(recipe, capsys, argv, message):
@@ -151,3 +153,112 @@ def test_a_new_observer_tests_finished_fine_tunings_only(recipe, tmp_path):
     assert scores['mse:weights=false']['ssql_seed0_ft1'] == {
         'FP': 50.0, '4w4a': 44.0}
     assert scores['minmax']['ssql_seed0_ft1']['4w4a'] == 40.0
+
+
+def test_detection_and_segmentation_jobs_train_on_the_paste_set(recipe,
+                                                                tmp_path):
+    work = str(tmp_path)
+    args = recipe.parse_args([
+        '--work', work, '--data', 'DATA', '--backbones', 'ssql_seed0=b.pth',
+        '--ft-seeds', '1', '--stages', 'det', 'seg-qat', 'cls'])
+    cmds = {label: cmd for label, cmd, _ in recipe.jobs_to_run(args)}
+    assert list(cmds) == ['det ssql_seed0 ft1', 'seg-qat ssql_seed0 ft1',
+                          'cls ssql_seed0 ft1']
+    paste = osp.join(work, 'paste')
+    det, seg, cls = cmds.values()
+    assert 'mmdet' in det[2] and 'mmseg' in seg[2]
+    assert det[det.index('--metric') + 1] == 'coco/bbox_mAP'
+    assert seg[seg.index('--metric') + 1] == 'mIoU'
+    assert cls[cls.index('--metric') + 1] == 'accuracy/top1'
+    for cmd in (det, seg):
+        for loader in ('train', 'val', 'test'):
+            assert option(cmd, f'{loader}_dataloader.dataset.data_root') \
+                == paste
+        assert not any(o.startswith('calib_dataloader') for o in
+                       cmd[cmd.index('--cfg-options') + 1:])
+        assert option(cmd, 'randomness.seed') == '1'
+    for evaluator in ('val', 'test'):
+        assert option(det, f'{evaluator}_evaluator.ann_file') == osp.join(
+            paste, 'annotations', 'val.json')
+    assert '--qat' not in det and '--bits' in det
+    assert '--qat' in seg and option(seg, 'model.backbone.a_bits') == '4'
+    assert not any('evaluator' in o for o in seg)
+    assert option(cls, 'calib_dataloader.dataset.data_root') == 'DATA'
+
+
+def test_a_finished_detection_job_gets_new_observers_as_ptq_only(recipe,
+                                                                 tmp_path):
+    work = str(tmp_path)
+    args = recipe.parse_args(['--work', work, '--backbones', 'random',
+                              '--ft-seeds', '0', '--stages', 'det',
+                              '--observers', 'minmax', 'mse'])
+    job = osp.join(work, 'det', 'random_ft0')
+    write_job(work, 'det', 'random_ft0', {'minmax': {'FP': 0.3}})
+    os.makedirs(osp.join(job, 'finetune'))
+    with open(osp.join(job, 'finetune', 'last_checkpoint'), 'w') as f:
+        f.write('/x/epoch_5.pth')
+    (label, cmd, _), = recipe.jobs_to_run(args)
+    assert label == 'det random ft0 ptq mse'
+    assert 'mmdet' in cmd[2]
+    assert cmd[cmd.index('--metric') + 1] == 'coco/bbox_mAP'
+    assert option(cmd, 'test_evaluator.ann_file').startswith(
+        osp.join(work, 'paste'))
+
+
+def test_summary_gives_detection_map_in_percent(recipe, tmp_path):
+    work = str(tmp_path)
+    write_job(work, 'det', 'simsiam_seed0_ft0',
+              {'minmax': {'FP': 0.30, '4w4a': 0.25}})
+    write_job(work, 'det', 'ssql_seed0_ft0',
+              {'minmax': {'FP': 0.32, '4w4a': 0.29}})
+    write_job(work, 'seg', 'ssql_seed0_ft0', {'minmax': {'FP': 61.5}})
+    write_job(work, 'det-qat', 'ssql_seed0_ft0', {'qat': {'4w4a': 0.27}})
+    text, summary = recipe.summarize(recipe.collect(work))
+    det = summary['det']['minmax']
+    assert det['top1']['ssql']['FP'][0] == pytest.approx(32.0)
+    assert det['drop']['ssql']['4w4a'][0] == pytest.approx(3.0)
+    assert det['ssql_minus_simsiam']['4w4a'][0] == pytest.approx(4.0)
+    assert summary['seg']['minmax']['top1']['ssql']['FP'][0] == 61.5
+    assert summary['det-qat']['qat']['top1']['ssql']['4w4a'][0] == \
+        pytest.approx(27.0)
+    assert 'det, minmax: bbox mAP (%)' in text
+    assert 'seg, minmax: mIoU (%)' in text
+    assert 'det-qat (quantization-aware fine-tuning): bbox mAP (%)' in text
+    assert 'det-qat (quantization-aware fine-tuning): drop' not in text
+
+
+def write_class_folders(root, classes=('cat', 'dog'), per_class=4):
+    from PIL import Image
+    rng = __import__('numpy').random.default_rng(0)
+    for name in classes:
+        os.makedirs(osp.join(root, 'test', name))
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), 'uint8')).save(
+                osp.join(root, 'test', name, f'{i}.jpg'))
+
+
+def test_the_paste_set_is_built_once_and_never_silently_resized(recipe,
+                                                                tmp_path):
+    data, work = str(tmp_path / 'cifar'), str(tmp_path / 'work')
+    write_class_folders(data)
+    argv = ['--work', work, '--data', data, '--backbones', 'random',
+            '--paste-train', '3', '--paste-val', '2']
+    root = recipe.prepare_paste(recipe.parse_args(argv))
+    assert root == osp.join(work, 'paste')
+    with open(osp.join(root, 'annotations', 'train.json')) as f:
+        coco = json.load(f)
+    assert len(coco['images']) == 3
+    assert [c['name'] for c in coco['categories']] == ['cat', 'dog']
+    assert sorted(os.listdir(osp.join(root, 'images', 'val'))) == [
+        '00000.jpg', '00001.jpg']
+    assert os.listdir(work) == ['paste']  # no partial folder left behind
+    stamp = os.stat(osp.join(root, 'annotations', 'train.json')).st_mtime_ns
+    assert recipe.prepare_paste(recipe.parse_args(argv)) == root
+    assert os.stat(osp.join(root, 'annotations',
+                            'train.json')).st_mtime_ns == stamp
+    with pytest.raises(ValueError, match='--paste-train/--paste-val'):
+        recipe.prepare_paste(recipe.parse_args(
+            argv[:-4] + ['--paste-train', '4', '--paste-val', '2']))
+    os.remove(osp.join(root, 'paste.json'))
+    with pytest.raises(ValueError, match='delete it and rerun'):
+        recipe.prepare_paste(recipe.parse_args(argv))

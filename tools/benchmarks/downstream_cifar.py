@@ -1,14 +1,20 @@
 """Downstream CIFAR-10: fine-tune every backbone, then deploy at any bits.
 
 Every backbone (random init, and pretrained checkpoints named
-``<method>_seed<N>``) is fine-tuned identically on 5,000 labelled CIFAR-10
-training images disjoint from the model zoo's kNN bank, with several
-fine-tuning seeds, in two protocols:
+``<method>_seed<N>``) is fine-tuned identically, with several fine-tuning
+seeds, in up to six stages:
 
-- ``cls``: float fine-tuning, then post-training quantization of the
-  backbone at every ``--bits`` with every ``--observers`` (the paper's
-  transfer protocol), all 10,000 test images;
-- ``qat``: quantization-aware fine-tuning at ``--qat-bits``, tested there.
+- ``cls``: float fine-tuning on 5,000 labelled CIFAR-10 training images
+  disjoint from the model zoo's kNN bank, then post-training quantization
+  (PTQ) of the backbone at every ``--bits`` with every ``--observers`` (the
+  paper's transfer protocol), all 10,000 test images;
+- ``det`` and ``seg``: the same protocol for RetinaNet (bbox mAP) and FCN
+  (mIoU) on the paste dataset: CIFAR-10 test images pasted onto smooth
+  backgrounds, built once into ``<work>/paste`` (``--paste-train``,
+  ``--paste-val`` images of 64 px; four classes, objects of 32-48 px, at
+  most two per image);
+- ``qat``, ``det-qat``, ``seg-qat``: quantization-aware fine-tuning at
+  ``--qat-bits``, tested there.
 
 Each job is one run of ``tools/benchmarks/transfer.py`` that writes
 ``<work>/<stage>/<backbone>_ft<seed>/transfer.json``; finished jobs are
@@ -29,26 +35,69 @@ import math
 import os
 import os.path as osp
 import sys
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ptq_compare import RUN_NAME, parse_checkpoints
 from repro_cifar10 import run_jobs
 
 from ssql_mm.checkpoint import report_errors
+from ssql_mm.datasets import extract_cifar10
+from ssql_mm.datasets.paste_dataset import PasteSpec, build_paste_dataset
 from ssql_mm.evaluation.aggregate import mean_ci95
 from ssql_mm.models.bit_setting import parse_bit_setting
 
-CONFIGS = {
-    'cls': 'configs/benchmarks/classification/'
-    'resnet18-cifar-w16_1xb128-finetune-steplr-15e_cifar10-5k.py',
-    'qat': 'configs/benchmarks/classification/'
-    'resnet18-cifar-w16_1xb128-finetune-qat-4w4a-steplr-15e_cifar10-5k.py',
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One fine-tuning protocol of one task.
+
+    Args:
+        config (str): The ``transfer.py`` config.
+        metric (str): Its test metric (``transfer.py --metric``).
+        label (str): The metric's name in the summary, in %.
+        scale (float): Factor from the metric to %.
+        qat (bool): Quantization-aware fine-tuning (else float, then PTQ).
+        paste (bool): Trains on the paste dataset (else CIFAR-10 images).
+    """
+    config: str
+    metric: str
+    label: str
+    scale: float = 1.0
+    qat: bool = False
+    paste: bool = False
+
+
+_CLS = 'configs/benchmarks/classification/resnet18-cifar-w16_1xb128-finetune'
+_DET = ('configs/benchmarks/mmdet/'
+        'retinanet_ssql-r18-cifar-w16_fpn_1xb16-8e_paste4-cifar10-64x64.py')
+_SEG = ('configs/benchmarks/mmseg/'
+        'fcn_ssql-r18-cifar-w16-d4_1xb8-2000it_paste4-cifar10-64x64.py')
+_TOP1 = ('accuracy/top1', 'top-1')
+_MAP = ('coco/bbox_mAP', 'bbox mAP')
+_MIOU = ('mIoU', 'mIoU')
+STAGES = {
+    'cls': Stage(f'{_CLS}-steplr-15e_cifar10-5k.py', *_TOP1),
+    'qat': Stage(f'{_CLS}-qat-4w4a-steplr-15e_cifar10-5k.py', *_TOP1,
+                 qat=True),
+    'det': Stage(_DET, *_MAP, scale=100.0, paste=True),
+    'det-qat': Stage(_DET, *_MAP, scale=100.0, qat=True, paste=True),
+    'seg': Stage(_SEG, *_MIOU, paste=True),
+    'seg-qat': Stage(_SEG, *_MIOU, qat=True, paste=True),
 }
-STAGES = tuple(CONFIGS)
 RANDOM = 'random'
 BASELINE, SSQL = 'simsiam', 'ssql'
-_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
-            'calib_dataloader')
+PASTE = 'paste'
+# The paste set of the det/seg configs: CIFAR-10 test images (unseen in
+# pretraining) of four classes, 32-48 px in a 64 px canvas (RetinaNet's
+# stride-8 anchors), at most two per image. With all ten classes and 40-64
+# px in 96 px, five epochs left RetinaNet's classification at chance
+# (bbox mAP 0.075 random init, 0.086 SSQL: docs/results.md).
+PASTE_CLASSES = ('airplane', 'automobile', 'frog', 'horse')
+PASTE_SPEC = PasteSpec(image_size=64, min_objects=1, max_objects=2,
+                       min_size=32, max_size=48)
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 def parse_backbones(items: Sequence[str]) -> Dict[str, Optional[str]]:
@@ -80,11 +129,64 @@ def job_dir(work: str, stage: str, backbone: str, ft_seed: int) -> str:
     return osp.join(work, stage, f'{backbone}_ft{ft_seed}')
 
 
-def _run_options(args: argparse.Namespace, ft_seed: int) -> List[str]:
-    """``--cfg-options`` every job of a fine-tuning seed shares: the seed
-    (also the calibration draw) and the data."""
-    return [f'randomness.seed={ft_seed}'] + [
-        f'{loader}.dataset.data_root={args.data}' for loader in _LOADERS]
+def paste_dir(work: str) -> str:
+    """Folder of the paste dataset of a study."""
+    return osp.join(work, PASTE)
+
+
+def _run_options(args: argparse.Namespace, stage: str,
+                 ft_seed: int) -> List[str]:
+    """``--cfg-options`` every job of a stage and fine-tuning seed shares:
+    the seed (also the calibration draw) and the data."""
+    options = [f'randomness.seed={ft_seed}']
+    if not STAGES[stage].paste:
+        return options + [f'{loader}.dataset.data_root={args.data}'
+                          for loader in (*_LOADERS, 'calib_dataloader')]
+    root = paste_dir(args.work)
+    options += [f'{loader}.dataset.data_root={root}' for loader in _LOADERS]
+    if STAGES[stage].metric == _MAP[0]:
+        val = osp.join(root, 'annotations', 'val.json')
+        options += [f'val_evaluator.ann_file={val}',
+                    f'test_evaluator.ann_file={val}']
+    return options
+
+
+def prepare_paste(args: argparse.Namespace) -> str:
+    """Build the paste dataset once (from the CIFAR-10 test images) and
+    refuse one built with other settings.
+
+    Args:
+        args (argparse.Namespace): ``data``, ``work``, ``paste_train``,
+            ``paste_val``.
+
+    Returns:
+        str: The dataset folder.
+    """
+    root = paste_dir(args.work)
+    record = osp.join(root, 'paste.json')
+    wanted = dict(num_train=args.paste_train, num_val=args.paste_val,
+                  seed=0, classes=list(PASTE_CLASSES), **vars(PASTE_SPEC))
+    if osp.isfile(record):
+        with open(record) as f:
+            built = json.load(f)
+        if built != wanted:
+            raise ValueError(
+                f'{root} was built with {built}, not {wanted}; give another '
+                '--work or the --paste-train/--paste-val it was built with.')
+        return root
+    if osp.exists(root):
+        raise ValueError(f'{root} exists without paste.json (an interrupted '
+                         'build?); delete it and rerun.')
+    source = args.data
+    if not osp.isdir(osp.join(source, 'test')):
+        source = extract_cifar10(args.data, osp.join(args.work, 'cache'))
+    tmp = f'{root}.partial-{os.getpid()}'
+    build_paste_dataset(osp.join(source, 'test'), tmp, args.paste_train,
+                        args.paste_val, PASTE_CLASSES, PASTE_SPEC, seed=0)
+    with open(osp.join(tmp, 'paste.json'), 'w') as f:
+        json.dump(wanted, f)
+    os.replace(tmp, root)
+    return root
 
 
 def job_command(args: argparse.Namespace, stage: str, backbone: str,
@@ -92,22 +194,23 @@ def job_command(args: argparse.Namespace, stage: str, backbone: str,
     """The ``transfer.py`` command of one job (reusing a finished
     fine-tuning when one is there)."""
     out = job_dir(args.work, stage, backbone, ft_seed)
-    options = _run_options(args, ft_seed)
-    if args.epochs is not None:
+    options = _run_options(args, stage, ft_seed)
+    if args.epochs is not None and not STAGES[stage].paste:
         options += [f'train_cfg.max_epochs={args.epochs}',
                     f'train_cfg.val_interval={args.epochs}',
                     f'default_hooks.checkpoint.interval={args.epochs}',
                     'param_scheduler.milestones='
                     f'[{round(args.epochs * 0.6)},{round(args.epochs * 0.8)}]']
-    cmd = [sys.executable, 'tools/benchmarks/transfer.py', CONFIGS[stage],
-           '--work-dir', out]
+    cmd = [sys.executable, 'tools/benchmarks/transfer.py',
+           STAGES[stage].config, '--work-dir', out, '--metric',
+           STAGES[stage].metric]
     if checkpoint is not None:
         cmd += ['--pretrained', checkpoint]
     last = osp.join(out, 'finetune', 'last_checkpoint')
     if osp.isfile(last):
         with open(last) as f:
             cmd += ['--finetuned', f.read().strip()]
-    if stage == 'qat':
+    if STAGES[stage].qat:
         setting = parse_bit_setting(args.qat_bits)
         cmd += ['--qat']
         options += [f'model.backbone.w_bits={setting.w_bits}',
@@ -122,18 +225,19 @@ def _columns(path: str) -> List[str]:
         return list(json.load(f)['top1'])
 
 
-def extra_ptq_command(args: argparse.Namespace, out: str, ft_seed: int,
-                      observers: Sequence[str]) -> List[str]:
+def extra_ptq_command(args: argparse.Namespace, stage: str, out: str,
+                      ft_seed: int, observers: Sequence[str]) -> List[str]:
     """PTQ of a finished fine-tuning with observers it was not tested with
     (``transfer.py --finetuned``), into a sub-folder of its job."""
     with open(osp.join(out, 'finetune', 'last_checkpoint')) as f:
         finetuned = f.read().strip()
     bits = [b for b in args.bits if not parse_bit_setting(b).is_float]
     folder = 'ptq-' + '-'.join(observers).replace(':', '_').replace('=', '_')
-    return [sys.executable, 'tools/benchmarks/transfer.py', CONFIGS['cls'],
-            '--work-dir', osp.join(out, folder), '--finetuned', finetuned,
+    return [sys.executable, 'tools/benchmarks/transfer.py',
+            STAGES[stage].config, '--work-dir', osp.join(out, folder),
+            '--metric', STAGES[stage].metric, '--finetuned', finetuned,
             '--bits', *bits, '--observers', *observers, '--cfg-options',
-            *_run_options(args, ft_seed)]
+            *_run_options(args, stage, ft_seed)]
 
 
 def job_results(out: str) -> List[str]:
@@ -149,7 +253,8 @@ def job_results(out: str) -> List[str]:
 def jobs_to_run(args: argparse.Namespace) -> List[Tuple[str, List[str], str]]:
     """Every unfinished job as ``(label, command, log)``, seed by seed, in
     the order of ``--stages`` and ``--backbones``. A finished ``cls`` job
-    missing some of ``--observers`` gets a PTQ-only job for them."""
+    missing some of ``--observers`` gets a PTQ-only job for them (as does a
+    finished ``det`` or ``seg`` job)."""
     jobs = []
     for ft_seed in args.ft_seeds:
         for stage in args.stages:
@@ -162,20 +267,21 @@ def jobs_to_run(args: argparse.Namespace) -> List[Tuple[str, List[str], str]]:
                         args, stage, backbone, checkpoint, ft_seed),
                         f'{out}.log'))
                     continue
-                if stage != 'cls':
+                if STAGES[stage].qat:
                     continue
                 have = {c for p in done for c in _columns(p)}
                 missing = [o for o in args.observers if o not in have]
                 if missing:
-                    cmd = extra_ptq_command(args, out, ft_seed, missing)
+                    cmd = extra_ptq_command(args, stage, out, ft_seed,
+                                            missing)
                     jobs.append((f'{label} ptq {" ".join(missing)}', cmd,
                                  cmd[cmd.index('--work-dir') + 1] + '.log'))
     return jobs
 
 
 def collect(work: str) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
-    """``scores[stage][column][job][setting]`` from every finished job
-    (``column``: an observer, or ``qat``); a column tested without FP
+    """``scores[stage][column][job][setting]`` (in %) from every finished
+    job (``column``: an observer, or ``qat``); a column tested without FP
     takes the job's FP."""
     scores: Dict[str, dict] = {}
     for stage in STAGES:
@@ -187,7 +293,9 @@ def collect(work: str) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
             for path in job_results(osp.join(folder, job)):
                 with open(path) as f:
                     top1 = json.load(f)['top1']
+                scale = STAGES[stage].scale
                 for column, values in top1.items():
+                    values = {s: v * scale for s, v in values.items()}
                     fp = values.get('FP', fp)
                     if fp is not None and 'FP' not in values:
                         values = dict(FP=fp, **values)
@@ -212,17 +320,19 @@ def _cell(values: Sequence[float], signed: bool = False) -> str:
 def summarize(scores: Dict[str, dict]) -> Tuple[str, dict]:
     """Markdown tables and their numbers.
 
-    Per stage and column: top-1 per backbone method (mean ± 95 % interval
-    over pretraining and fine-tuning seeds), the drop from FP, and SSQL −
-    SimSiam paired by pretraining and fine-tuning seed.
+    Per stage and column: the stage's metric (top-1, bbox mAP or mIoU, in
+    %) per backbone method (mean ± 95 % interval over pretraining and
+    fine-tuning seeds), the drop from FP, and SSQL − SimSiam paired by
+    pretraining and fine-tuning seed.
 
     Args:
         scores (dict): :func:`collect`'s output.
 
     Returns:
         tuple[str, dict]: The Markdown and ``summary[stage][column]`` with
-        ``top1``, ``drop`` and ``ssql_minus_simsiam`` per method/setting
-        as ``(mean, half_width, n)``.
+        ``top1`` (the metric, whichever it is), ``drop`` and
+        ``ssql_minus_simsiam`` per method/setting as
+        ``(mean, half_width, n)``.
     """
     blocks: List[str] = []
     summary: Dict[str, dict] = {}
@@ -248,12 +358,12 @@ def summarize(scores: Dict[str, dict]) -> Tuple[str, dict]:
                     if s in jobs[job] and s in jobs.get(base, {}):
                         diff.setdefault(s, []).append(
                             jobs[job][s] - jobs[base][s])
-            title = (f'{stage}, {column}' if column != 'qat' else
-                     f'{stage} (quantization-aware fine-tuning)')
-            for name, table in (('top-1 (%)', top1),
-                                ('drop from FP (points)', drop)):
-                if stage == 'qat' and name.startswith('drop'):
-                    continue
+            title = (f'{stage} (quantization-aware fine-tuning)'
+                     if STAGES[stage].qat else f'{stage}, {column}')
+            tables = [(f'{STAGES[stage].label} (%)', top1)]
+            if not STAGES[stage].qat:
+                tables.append(('drop from FP (points)', drop))
+            for name, table in tables:
                 rows = [s for s in settings
                         if any(table[m].get(s) for m in table)]
                 blocks.append(_table(f'{title}: {name}, mean ± 95 % '
@@ -300,11 +410,16 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
     parser.add_argument('--ft-seeds', nargs='+', type=int, default=[0, 1])
     parser.add_argument('--bits', nargs='+',
                         default=['fp', '8/8', '4/4', '3/3', '2/4'])
-    parser.add_argument('--observers', nargs='+', default=['minmax', 'mse'])
+    parser.add_argument('--observers', nargs='+',
+                        default=['minmax', 'mse', 'mse:weights=false'])
     parser.add_argument('--qat-bits', default='4/4')
     parser.add_argument('--epochs', type=int,
-                        help="fine-tuning epochs (default: the configs' 15; "
-                        'lr steps at 60 %% and 80 %%)')
+                        help="classification fine-tuning epochs (default: "
+                        "the configs' 15; lr steps at 60 %% and 80 %%)")
+    parser.add_argument('--paste-train', type=int, default=3000,
+                        help='paste dataset training images (det, seg)')
+    parser.add_argument('--paste-val', type=int, default=500,
+                        help='paste dataset test images (det, seg)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='jobs side by side')
     parser.add_argument('--threads', type=int, default=1,
@@ -316,6 +431,8 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
         parser.error('--jobs and --threads must be >= 1')
     if args.epochs is not None and args.epochs < 2:
         parser.error('--epochs must be >= 2')
+    if args.paste_train < 1 or args.paste_val < 1:
+        parser.error('--paste-train and --paste-val must be >= 1')
     if not args.summary_only and not args.backbones:
         parser.error('--backbones is required unless --summary-only')
     try:
@@ -334,7 +451,11 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if not args.summary_only:
-        run_jobs(jobs_to_run(args), args.jobs, args.threads)
+        jobs = jobs_to_run(args)
+        if jobs and any(STAGES[stage].paste for stage in args.stages):
+            with report_errors('downstream_cifar', (ValueError, )):
+                prepare_paste(args)
+        run_jobs(jobs, args.jobs, args.threads)
     with report_errors('downstream_cifar'):
         text, summary = summarize(collect(args.work))
         os.makedirs(args.work, exist_ok=True)
