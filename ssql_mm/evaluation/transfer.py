@@ -211,7 +211,7 @@ def run_qat_transfer(config: str,
     setting = parse_bit_setting(f'{w_bits}/{a_bits}').name
     top1 = _score(metrics, metric)
     MMLogger.get_current_instance().info(
-        f'transfer: {setting} QAT: {metric} {top1:.2f}')
+        f'transfer: {setting} QAT: {metric} {top1:.4g}')
     result = SweepResult([QAT_COLUMN], [setting],
                          top1={QAT_COLUMN: {setting: top1}})
     result.meta = dict(config=config, pretrained=pretrained,
@@ -291,7 +291,7 @@ def run_transfer(config: str,
                 top1 = _score(metrics, metric)
             result.top1.setdefault(name, {})[setting.name] = top1
             logger.info(f'transfer: {setting.name} {name}: {metric} '
-                        f'{top1:.2f}')
+                        f'{top1:.4g}')
     result.meta = dict(config=config, pretrained=pretrained,
                        finetuned=finetuned, cfg_options=cfg_options or {},
                        observers=names, metric=metric)
