@@ -282,14 +282,19 @@ def publish_checkpoint(checkpoint: PathLike,
         ModelIndexError: The metafile or index is damaged or not in the
             format; nothing is written.
         ValueError: ``config`` builds another quantizer placement than the
-            checkpoint was trained with, or lies outside the index's folder;
-            nothing is written.
+            checkpoint was trained with, or ``config`` or ``metafile`` lies
+            outside the index's folder; nothing is written.
     """
     check_model_name(name)
     index = Path(index) if index is not None else default_index_path()
     root = index.resolve().parent
     metafile = Path(metafile) if metafile is not None else root / \
         DEFAULT_METAFILE
+    if index.exists() and not metafile.resolve().is_relative_to(root):
+        raise ValueError(
+            f'Metafile {metafile} is outside {root}, the folder of the model '
+            f'index {index} that would import it; write it under configs/ '
+            'there, or pass an --index beside it.')
     if config is not None:
         config = _config_path(config, root)
     extra = dict(metadata or {})

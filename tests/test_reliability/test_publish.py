@@ -84,3 +84,24 @@ def test_published_copy_keeps_no_machine_paths(tmp_path):
     assert "data_root = '../data/cifar10'" in slim['meta']['cfg']
     assert "work_dir = 'work_dirs/run'" in slim['meta']['cfg']
     assert slim['meta']['iter'] == 10
+
+
+def test_a_metafile_outside_the_index_folder_is_refused(tmp_path, capsys):
+    # The index imports its metafiles by relative path: one elsewhere would
+    # be registered as '../..', which breaks as soon as the repo moves.
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    index = repo / 'model-index.yml'
+    index.write_text('Import: []\n')
+    torch.save({'state_dict': {'w': torch.ones(2)}}, tmp_path / 'ckpt.pth')
+    before = _tree(tmp_path)
+    main = runpy.run_path(str(REPO / 'tools' / 'model_zoo.py'))['main']
+    code = main(['--index', str(index), 'publish', str(tmp_path / 'ckpt.pth'),
+                 '--name', 'm', '--out-dir', str(repo / 'checkpoints'),
+                 '--metafile', str(tmp_path / 'elsewhere' / 'meta.yml')])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('model_zoo: error: ')
+    assert 'outside' in err[0] and '--index' in err[0]
+    assert _tree(tmp_path) == before
+    assert index.read_text() == 'Import: []\n'
