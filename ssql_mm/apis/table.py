@@ -63,11 +63,7 @@ def _headline(entry: ModelEntry) -> str:
                      key=lambda r: 'linear' not in str(r.get('Task')).lower())
     if not results:
         return ''
-    values = {}
-    for metric, value in (results[0].get('Metrics') or {}).items():
-        match = _SETTING.search(metric)
-        if match:
-            values[match.group(1)] = value
+    values = _settings_of(results[0])
     shown = [s for s in ('FP', '4w4a') if s in values] or list(values)[:2]
     if not shown:
         return ''
@@ -239,17 +235,17 @@ def model_zoo_task_table(task: str = DOWNSTREAM_TASK,
     Returns:
         str: A markdown table, or '' when no model has such results.
     """
-    rows = [(e.name, str(r.get('Dataset') or '-'), _settings_of(r))
-            for e in load_model_index(index).values() for r in e.results
-            if r.get('Task') == task]
-    if not rows:
+    results = [(e.name, r) for e in load_model_index(index).values()
+               for r in e.results if r.get('Task') == task]
+    if not results:
         return ''
+    rows = [(name, str(r.get('Dataset') or '-'), _settings_of(r))
+            for name, r in results]
     found = {s for _, _, values in rows for s in values}
     settings = [s for s in BIT_SETTINGS if s in found]
     settings += sorted(found - set(BIT_SETTINGS))
-    names = {_SETTING.sub('', metric).strip()
-             for e in load_model_index(index).values() for r in e.results
-             if r.get('Task') == task for metric in r.get('Metrics') or {}}
+    names = {_SETTING.sub('', metric).strip() for _, r in results
+             for metric in r.get('Metrics') or {}}
     metric = names.pop() if len(names) == 1 else 'Result'
     metric = 'Top-1' if metric == 'Top 1 Accuracy' else metric
     head = ['Model', 'Data, protocol'] + [f'{metric} {s}' for s in settings]
