@@ -1,17 +1,21 @@
 """Transfer benchmark: fine-tune, then quantize post-training at several
-bit-widths and with several calibration observers.
+bit-widths and with several calibrations.
 
 The fine-tuning config is one of ``configs/benchmarks/classification/``: a
 float classifier on a quantized-twin backbone (``QuantResNet*`` at 0/0 bits)
 with a ``QuantCalibrationHook``. Post-training quantization (PTQ) tests the
 fine-tuned weights with the backbone rebuilt at ``W/A`` bits; the hook
 calibrates activation ranges on the config's calibration images with the
-chosen observer first. The result uses the bit sweep's report
-(:mod:`.report`): rows are bit settings, columns observers.
+chosen observer first. A calibration is an observer (``'mse'``), or an
+observer followed by a reconstruction method run from its ranges
+(``'mse+qdrop'``, ``'mse+brecq:iters=200'``; see
+``ssql_mm.quantization.ptq``). The result uses the bit sweep's report
+(:mod:`.report`): rows are bit settings, columns calibrations.
 """
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import MMLogger
@@ -20,13 +24,14 @@ from mmpretrain.registry import MODELS
 
 from ssql_mm.models.backbones import quant_twin
 from ssql_mm.quantization import observer_config
+from ssql_mm.quantization.ptq import ptq_config
 from .bit_settings import BitSetting, parse_bit_setting, parse_bit_settings
 from .pretrained_backbone import load_pretrained
 from .sweep import SweepResult
 
 __all__ = [
-    'TOP1_KEY', 'QAT_COLUMN', 'adopt_backbone', 'finetune', 'ptq_test',
-    'run_transfer', 'run_qat_transfer'
+    'TOP1_KEY', 'QAT_COLUMN', 'adopt_backbone', 'finetune',
+    'parse_calibration', 'ptq_test', 'run_transfer', 'run_qat_transfer'
 ]
 
 TOP1_KEY = 'accuracy/top1'
@@ -116,8 +121,35 @@ def finetune(cfg: Config, work_dir: str,
         return f.read().strip()
 
 
-def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
-             observer: str, work_dir: str) -> Dict[str, float]:
+def parse_calibration(calibration: str) -> Tuple[str, Optional[str]]:
+    """Split a calibration into its observer and reconstruction method.
+
+    Args:
+        calibration (str): An observer (``'mse'``,
+            ``'mse:weights=false'``), or an observer, ``+`` and a PTQ
+            method (``'mse+qdrop'``, ``'mse+brecq:iters=200'``).
+
+    Returns:
+        tuple[str, str | None]: The observer and the method (None: ranges
+        only). Both are checked.
+    """
+    observer, plus, method = calibration.partition('+')
+    if plus and not (observer and method):
+        raise ValueError(
+            f'Calibration {calibration!r}: write OBSERVER+METHOD, for '
+            "example 'mse+qdrop'.")
+    observer_config(observer)
+    if plus:
+        ptq_config(method)
+    return observer, (method if plus else None)
+
+
+def ptq_test(cfg: Config,
+             checkpoint: str,
+             setting: BitSetting,
+             observer: str,
+             work_dir: str,
+             ptq: Optional[str] = None) -> Dict[str, float]:
     """Test fine-tuned weights quantized post-training at ``setting``.
 
     Args:
@@ -129,6 +161,9 @@ def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
         observer (str): Calibration observer (see
             ``ssql_mm.quantization.observer_config``).
         work_dir (str): Where the test run writes its logs.
+        ptq (str, optional): Reconstruction method run on the calibration
+            images from the observer's ranges (see
+            ``ssql_mm.quantization.ptq``). Defaults to None (ranges only).
 
     Returns:
         dict: The test metrics (``'accuracy/top1'``, ...).
@@ -137,8 +172,12 @@ def ptq_test(cfg: Config, checkpoint: str, setting: BitSetting,
     cfg.model.backbone.w_bits = setting.w_bits or 0
     cfg.model.backbone.a_bits = setting.a_bits or 0
     cfg.model.backbone.mixed = setting.to_dict() if setting.is_mixed else None
-    _calibration_hook(cfg)['observer'] = observer
-    name = f"ptq_{setting.name}_{observer.replace(':', '_')}"
+    hook = _calibration_hook(cfg)
+    hook['observer'] = observer
+    hook['ptq'] = ptq
+    column = observer if ptq is None else f'{observer}+{ptq}'
+    name = 'ptq_{}_{}'.format(setting.name,
+                              re.sub(r'[^\w.-]', '_', column))
     return _test(cfg, checkpoint, work_dir, name)
 
 
@@ -230,18 +269,20 @@ def run_transfer(config: str,
                  arch_from_checkpoint: bool = False,
                  pretrain_config: Optional[str] = None,
                  metric: str = TOP1_KEY) -> SweepResult:
-    """Fine-tune, then test at every bit setting with every observer.
+    """Fine-tune, then test at every bit setting with every calibration.
 
-    Bit settings, observers and the config are checked before any training.
-    The float setting is tested once (no observer is involved) and reported
-    in every column.
+    Bit settings, calibrations and the config are checked before any
+    training. The float setting is tested once (nothing is calibrated) and
+    reported in every column.
 
     Args:
         config (str): A float transfer config (backbone at 0/0 bits).
         work_dir (str): Output folder: ``finetune/`` and ``ptq/`` runs.
         bits (Sequence[str]): Settings such as ``'fp'``, ``'8/8'``, ``'2/4'``.
-        observers (Sequence[str]): Observers, e.g. ``('minmax', 'mse')``.
-            Defaults to ('minmax', ).
+        observers (Sequence[str]): Calibrations: observers, e.g.
+            ``('minmax', 'mse')``, or observers with a reconstruction method
+            (``'mse+qdrop'``, see :func:`parse_calibration`). Defaults to
+            ('minmax', ).
         pretrained (str, optional): Pretrained checkpoint to fine-tune from.
             Defaults to None (the config's).
         finetuned (str, optional): Skip fine-tuning and quantize this
@@ -257,7 +298,7 @@ def run_transfer(config: str,
             for mmseg).
 
     Returns:
-        SweepResult: ``top1[observer][setting]``: the metric.
+        SweepResult: ``top1[calibration][setting]``: the metric.
     """
     settings = parse_bit_settings(bits)
     names: List[str] = list(observers)
@@ -268,7 +309,7 @@ def run_transfer(config: str,
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f'Observers are given as strings, got {name!r}.')
-        observer_config(name)
+        parse_calibration(name)
     cfg = _load_config(config, cfg_options, arch_from_checkpoint, pretrained,
                        pretrain_config)
     backbone = cfg.model.backbone
@@ -287,7 +328,9 @@ def run_transfer(config: str,
             if setting.is_float and i > 0:
                 top1 = result.top1[names[0]][setting.name]
             else:
-                metrics = ptq_test(cfg, finetuned, setting, name, ptq_dir)
+                observer, ptq = parse_calibration(name)
+                metrics = ptq_test(cfg, finetuned, setting, observer,
+                                   ptq_dir, ptq)
                 top1 = _score(metrics, metric)
             result.top1.setdefault(name, {})[setting.name] = top1
             logger.info(f'transfer: {setting.name} {name}: {metric} '

@@ -3,6 +3,7 @@ the numbers its summary derives from finished jobs."""
 import json
 import os
 import os.path as osp
+import re
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_jobs_go_seed_by_seed_and_skip_or_reuse_finished_work(recipe,
         '--stages', 'cls', 'qat', '--qat-bits', '3/4'])
     write_job(work, 'cls', 'simsiam_seed0_ft0',
               {'minmax': {'FP': 50.0}, 'mse': {'FP': 50.0},
-               'mse:weights=false': {'FP': 50.0}})
+               'mse:weights=false': {'FP': 50.0}, 'mse+qdrop': {'4w4a': 49.}})
     finetune = osp.join(work, 'qat', 'ssql_seed0_ft1', 'finetune')
     os.makedirs(finetune)
     with open(osp.join(finetune, 'last_checkpoint'), 'w') as f:
@@ -125,7 +126,7 @@ def test_a_new_observer_tests_finished_fine_tunings_only(recipe, tmp_path):
     args = recipe.parse_args([
         '--work', work, '--data', 'DATA', '--backbones', 'ssql_seed0=b.pth',
         '--ft-seeds', '1', '--stages', 'cls', 'qat',
-        '--observers', 'minmax', 'mse:weights=false'])
+        '--observers', 'minmax', 'mse:weights=false', '--reconstructions'])
     job = osp.join(work, 'cls', 'ssql_seed0_ft1')
     write_job(work, 'cls', 'ssql_seed0_ft1',
               {'minmax': {'FP': 50.0, '4w4a': 40.0}})
@@ -191,7 +192,8 @@ def test_a_finished_detection_job_gets_new_observers_as_ptq_only(recipe,
     work = str(tmp_path)
     args = recipe.parse_args(['--work', work, '--backbones', 'random',
                               '--ft-seeds', '0', '--stages', 'det',
-                              '--observers', 'minmax', 'mse'])
+                              '--observers', 'minmax', 'mse',
+                              '--reconstructions'])
     job = osp.join(work, 'det', 'random_ft0')
     write_job(work, 'det', 'random_ft0', {'minmax': {'FP': 0.3}})
     os.makedirs(osp.join(job, 'finetune'))
@@ -203,6 +205,62 @@ def test_a_finished_detection_job_gets_new_observers_as_ptq_only(recipe,
     assert cmd[cmd.index('--metric') + 1] == 'coco/bbox_mAP'
     assert option(cmd, 'test_evaluator.ann_file').startswith(
         osp.join(work, 'paste'))
+
+
+def test_reconstructions_run_after_fine_tuning_at_their_own_bits(recipe,
+                                                                 tmp_path):
+    work = str(tmp_path)
+    args = recipe.parse_args(['--work', work, '--backbones', 'random',
+                              'ssql_seed0=b.pth', '--ft-seeds', '0',
+                              '--stages', 'cls', '--observers', 'minmax',
+                              '--reconstructions', 'mse+qdrop',
+                              'mse+brecq:iters=200'])
+    assert args.reconstruction_bits == ['4/4', '2/4']
+    job = osp.join(work, 'cls', 'ssql_seed0_ft0')
+    write_job(work, 'cls', 'ssql_seed0_ft0',
+              {'minmax': {'FP': 60.0, '4w4a': 50.0}})
+    os.makedirs(osp.join(job, 'finetune'))
+    with open(osp.join(job, 'finetune', 'last_checkpoint'), 'w') as f:
+        f.write('/x/epoch_15.pth')
+    # The fresh job fine-tunes with the observers only; the finished one
+    # gets one PTQ-only job for both reconstructions, at their bits.
+    (_, fresh, _), (label, cmd, log) = recipe.jobs_to_run(args)
+    assert fresh[fresh.index('--observers') + 1:
+                 fresh.index('--cfg-options')] == ['minmax']
+    assert label == 'cls ssql_seed0 ft0 ptq mse+qdrop mse+brecq:iters=200'
+    assert cmd[cmd.index('--finetuned') + 1] == '/x/epoch_15.pth'
+    assert cmd[cmd.index('--bits') + 1:cmd.index('--observers')] == [
+        '4/4', '2/4']
+    assert cmd[cmd.index('--observers') + 1:cmd.index('--cfg-options')] == [
+        'mse+qdrop', 'mse+brecq:iters=200']
+    folder = osp.join(job, 'ptq-mse_qdrop-mse_brecq_iters_200')
+    assert cmd[cmd.index('--work-dir') + 1] == folder
+    assert log == folder + '.log'
+    # The driver's second pass: PTQ-only jobs, no fine-tuning.
+    assert [j[0] for j in recipe.jobs_to_run(args, fine_tune=False)] == [
+        label]
+    os.makedirs(folder)
+    with open(osp.join(folder, 'transfer.json'), 'w') as f:
+        json.dump(dict(top1={'mse+qdrop': {'4w4a': 57.0, '2w4a': 40.0},
+                             'mse+brecq:iters=200': {'4w4a': 56.0}}), f)
+    assert recipe.jobs_to_run(args, fine_tune=False) == []
+    scores = recipe.collect(work)['cls']
+    assert scores['mse+qdrop']['ssql_seed0_ft0'] == {
+        'FP': 60.0, '4w4a': 57.0, '2w4a': 40.0}
+    _, summary = recipe.summarize(recipe.collect(work))
+    assert summary['cls']['mse+qdrop']['drop']['ssql']['2w4a'][0] == 20.0
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--observers', 'mse+qdrop'], 'give reconstructions as'),
+    (['--reconstructions', 'mse'], 'write OBSERVER[+]METHOD'),
+    (['--reconstructions', 'mse+gptq'], "Unknown PTQ method 'gptq'"),
+    (['--reconstruction-bits', '4/x'], 'bit setting'),
+])
+def test_bad_calibrations_are_refused(recipe, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        recipe.parse_args(['--backbones', 'random', *argv])
+    assert re.search(message, capsys.readouterr().err.splitlines()[-1])
 
 
 def test_summary_gives_detection_map_in_percent(recipe, tmp_path):

@@ -93,24 +93,30 @@ def test_transfer_tool_end_to_end(repo_root, tiny_data, pretrained, tmp_path):
     result = subprocess.run(
         [sys.executable, 'tools/benchmarks/transfer.py', DEMO, '--pretrained',
          pretrained, '--arch-from-checkpoint', '--bits', 'fp', '8/8', '2/4',
-         '--observers', 'minmax', 'mse', '--work-dir', str(work_dir),
+         '--observers', 'minmax', 'mse', 'mse+qdrop:iters=3',
+         '--work-dir', str(work_dir),
          '--cfg-options', *tiny_options(tiny_data)],
         cwd=repo_root, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     report = json.loads((work_dir / 'transfer.json').read_text())
     assert report['settings'] == ['FP', '8w8a', '2w4a']
-    assert report['checkpoints'] == ['minmax', 'mse']
+    assert report['checkpoints'] == ['minmax', 'mse', 'mse+qdrop:iters=3']
     top1 = report['top1']
     assert all(0. <= v <= 100. for col in top1.values() for v in col.values())
     assert top1['minmax']['FP'] == top1['mse']['FP']
+    assert top1['mse+qdrop:iters=3']['FP'] == top1['mse']['FP']
     table = (work_dir / 'transfer.md').read_text()
-    assert '| bits | minmax | mse |' in table and '| 2w4a |' in table
+    assert '| bits | minmax | mse | mse+qdrop:iters=3 |' in table
+    assert '| 2w4a |' in table
     log = result.stdout + result.stderr
-    # two PTQ settings per observer, each calibrated on 2 batches of the
-    # training images, none for FP
+    # two PTQ settings per calibration, each calibrated on 2 batches of the
+    # training images, none for FP; QDrop reconstructs after its MSE ranges
     assert log.count('on 2 calib batches (minmax observer)') == 2
-    assert log.count('on 2 calib batches (mse observer)') == 2
+    assert log.count('on 2 calib batches (mse observer)') == 4
+    assert log.count('Reconstructed the quantized model with qdrop on 20 '
+                     'images') == 2
+    assert 'units, 3 iterations' in log
 
     # FP is the fine-tuned network itself, in mmpretrain's float ResNet.
     finetuned = report['meta']['finetuned']
@@ -179,6 +185,12 @@ def test_bad_requests_fail_before_training(repo_root, tmp_path):
         run_transfer(config, str(tmp_path), ['4/4'], ['minmax', 'entropy'])
     with pytest.raises(ValueError, match='twice'):
         run_transfer(config, str(tmp_path), ['4/4'], ['mse', 'mse'])
+    with pytest.raises(ValueError, match='write OBSERVER[+]METHOD'):
+        run_transfer(config, str(tmp_path), ['4/4'], ['mse+'])
+    with pytest.raises(ValueError, match="Unknown PTQ method 'gptq'"):
+        run_transfer(config, str(tmp_path), ['4/4'], ['mse', 'mse+gptq'])
+    with pytest.raises(ValueError, match="'qdrop' takes no argument"):
+        run_transfer(config, str(tmp_path), ['4/4'], ['mse+qdrop:iter=3'])
     with pytest.raises(ValueError, match='bit setting'):
         run_transfer(config, str(tmp_path), ['9/x'])
     no_hook = tmp_path / 'no_hook.py'

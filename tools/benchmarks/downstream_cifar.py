@@ -7,7 +7,9 @@ seeds, in up to six stages:
 - ``cls``: float fine-tuning on 5,000 labelled CIFAR-10 training images
   disjoint from the model zoo's kNN bank, then post-training quantization
   (PTQ) of the backbone at every ``--bits`` with every ``--observers`` (the
-  paper's transfer protocol), all 10,000 test images;
+  paper's transfer protocol), and at ``--reconstruction-bits`` with every
+  ``--reconstructions`` (``mse+qdrop``: QDrop from the MSE ranges), all
+  10,000 test images;
 - ``det`` and ``seg``: the same protocol for RetinaNet (bbox mAP) and FCN
   (mIoU) on the paste dataset: CIFAR-10 test images pasted onto smooth
   backgrounds, built once into ``<work>/paste`` (``--paste-train``,
@@ -20,7 +22,10 @@ Each job is one run of ``tools/benchmarks/transfer.py`` that writes
 ``<work>/<stage>/<backbone>_ft<seed>/transfer.json``; finished jobs are
 skipped on rerun, a fine-tuning that finished before a stop is reused, and
 jobs run fine-tuning seed by seed (every backbone at seed 0 first), so a
-run stopped early leaves complete comparisons of fewer seeds. The summary
+run stopped early leaves complete comparisons of fewer seeds. Calibrations
+a finished fine-tuning was not tested with run as PTQ-only jobs into a
+sub-folder of its job (``ptq-<calibrations>/``), in a second pass for
+fine-tunings that finish in the first. The summary
 (``summary.md``, ``summary.json``) is rewritten from every finished job.
 
 Example:
@@ -34,6 +39,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -45,6 +51,7 @@ from ssql_mm.checkpoint import report_errors
 from ssql_mm.datasets import extract_cifar10
 from ssql_mm.datasets.paste_dataset import PasteSpec, build_paste_dataset
 from ssql_mm.evaluation.aggregate import mean_ci95
+from ssql_mm.evaluation.transfer import parse_calibration
 from ssql_mm.models.bit_setting import parse_bit_setting
 
 
@@ -225,13 +232,15 @@ def _columns(path: str) -> List[str]:
 
 
 def extra_ptq_command(args: argparse.Namespace, stage: str, out: str,
-                      ft_seed: int, observers: Sequence[str]) -> List[str]:
-    """PTQ of a finished fine-tuning with observers it was not tested with
-    (``transfer.py --finetuned``), into a sub-folder of its job."""
+                      ft_seed: int, observers: Sequence[str],
+                      bits: Sequence[str]) -> List[str]:
+    """PTQ of a finished fine-tuning with calibrations it was not tested
+    with (``transfer.py --finetuned``) at the quantized ones of ``bits``,
+    into a sub-folder of its job."""
     with open(osp.join(out, 'finetune', 'last_checkpoint')) as f:
         finetuned = f.read().strip()
-    bits = [b for b in args.bits if not parse_bit_setting(b).is_float]
-    folder = 'ptq-' + '-'.join(observers).replace(':', '_').replace('=', '_')
+    bits = [b for b in bits if not parse_bit_setting(b).is_float]
+    folder = 'ptq-' + re.sub(r'[^\w.-]', '_', '-'.join(observers))
     return [sys.executable, 'tools/benchmarks/transfer.py',
             STAGES[stage].config, '--work-dir', osp.join(out, folder),
             '--metric', STAGES[stage].metric, '--finetuned', finetuned,
@@ -249,11 +258,14 @@ def job_results(out: str) -> List[str]:
     return [p for p in paths if osp.isfile(p)]
 
 
-def jobs_to_run(args: argparse.Namespace) -> List[Tuple[str, List[str], str]]:
+def jobs_to_run(args: argparse.Namespace,
+                fine_tune: bool = True) -> List[Tuple[str, List[str], str]]:
     """Every unfinished job as ``(label, command, log)``, seed by seed, in
-    the order of ``--stages`` and ``--backbones``. A finished ``cls`` job
-    missing some of ``--observers`` gets a PTQ-only job for them (as does a
-    finished ``det`` or ``seg`` job)."""
+    the order of ``--stages`` and ``--backbones``. A finished ``cls``,
+    ``det`` or ``seg`` job missing some of ``--observers`` gets a PTQ-only
+    job for them at ``--bits``, and one for the missing
+    ``--reconstructions`` at ``--reconstruction-bits``. With ``fine_tune``
+    False, only those PTQ-only jobs."""
     jobs = []
     for ft_seed in args.ft_seeds:
         for stage in args.stages:
@@ -262,6 +274,8 @@ def jobs_to_run(args: argparse.Namespace) -> List[Tuple[str, List[str], str]]:
                 label = f'{stage} {backbone} ft{ft_seed}'
                 done = job_results(out)
                 if not done:
+                    if not fine_tune:
+                        continue
                     jobs.append((label, job_command(
                         args, stage, backbone, checkpoint, ft_seed),
                         f'{out}.log'))
@@ -269,12 +283,16 @@ def jobs_to_run(args: argparse.Namespace) -> List[Tuple[str, List[str], str]]:
                 if STAGES[stage].qat:
                     continue
                 have = {c for p in done for c in _columns(p)}
-                missing = [o for o in args.observers if o not in have]
-                if missing:
-                    cmd = extra_ptq_command(args, stage, out, ft_seed,
-                                            missing)
-                    jobs.append((f'{label} ptq {" ".join(missing)}', cmd,
-                                 cmd[cmd.index('--work-dir') + 1] + '.log'))
+                for columns, bits in ((args.observers, args.bits),
+                                      (args.reconstructions,
+                                       args.reconstruction_bits)):
+                    missing = [c for c in columns if c not in have]
+                    if missing:
+                        cmd = extra_ptq_command(args, stage, out, ft_seed,
+                                                missing, bits)
+                        jobs.append((f'{label} ptq {" ".join(missing)}', cmd,
+                                     cmd[cmd.index('--work-dir') + 1] +
+                                     '.log'))
     return jobs
 
 
@@ -411,6 +429,12 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
                         default=['fp', '8/8', '4/4', '3/3', '2/4'])
     parser.add_argument('--observers', nargs='+',
                         default=['minmax', 'mse', 'mse:weights=false'])
+    parser.add_argument('--reconstructions', nargs='*',
+                        default=['mse+qdrop'], metavar='OBSERVER+METHOD',
+                        help='reconstruction PTQ after fine-tuning, at '
+                        '--reconstruction-bits (default: %(default)s)')
+    parser.add_argument('--reconstruction-bits', nargs='+',
+                        default=['4/4', '2/4'])
     parser.add_argument('--qat-bits', default='4/4')
     parser.add_argument('--epochs', type=int,
                         help="classification fine-tuning epochs (default: "
@@ -440,8 +464,16 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
         if setting.is_float or setting.is_mixed:
             raise ValueError(f'--qat-bits {args.qat_bits!r}: give uniform '
                              'W/A bits such as 4/4.')
-        for bits in args.bits:
+        for bits in (*args.bits, *args.reconstruction_bits):
             parse_bit_setting(bits)
+        for observer in args.observers:
+            if parse_calibration(observer)[1] is not None:
+                raise ValueError(f'--observers {observer!r}: give '
+                                 'reconstructions as --reconstructions.')
+        for column in args.reconstructions:
+            if parse_calibration(column)[1] is None:
+                raise ValueError(f'--reconstructions {column!r}: write '
+                                 'OBSERVER+METHOD, for example mse+qdrop.')
     except ValueError as err:
         parser.error(str(err))
     return args
@@ -450,11 +482,13 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if not args.summary_only:
-        jobs = jobs_to_run(args)
-        if jobs and any(STAGES[stage].paste for stage in args.stages):
-            with report_errors('downstream_cifar', (ValueError, )):
-                prepare_paste(args)
-        run_jobs(jobs, args.jobs, args.threads)
+        # The second pass: PTQ-only jobs of fine-tunings of the first.
+        for fine_tune in (True, False):
+            jobs = jobs_to_run(args, fine_tune)
+            if jobs and any(STAGES[stage].paste for stage in args.stages):
+                with report_errors('downstream_cifar', (ValueError, )):
+                    prepare_paste(args)
+            run_jobs(jobs, args.jobs, args.threads)
     with report_errors('downstream_cifar'):
         text, summary = summarize(collect(args.work))
         os.makedirs(args.work, exist_ok=True)

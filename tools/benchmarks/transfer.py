@@ -1,10 +1,12 @@
-"""Transfer benchmark: fine-tune, then PTQ at several bit-widths and observers.
+"""Transfer benchmark: fine-tune, then PTQ at several bit-widths and calibrations.
 
 Fine-tunes a pretrained checkpoint with a float config from
 configs/benchmarks/classification/, then tests the fine-tuned weights with
 the backbone quantized at every bit setting, calibrated (1,000 training
-images in the suite's configs) with every observer; writes a table
-(transfer.md, also printed), CSV, JSON and a plot to --work-dir.
+images in the suite's configs) with every observer, or with an observer and
+a reconstruction (``mse+qdrop``: AdaRound, BRECQ or QDrop from the MSE
+ranges, on 256 of those images); writes a table (transfer.md, also
+printed), CSV, JSON and a plot to --work-dir.
 
 Example (the CPU demo on the CIFAR-10 subset)::
 
@@ -27,6 +29,7 @@ from ssql_mm.checkpoint import report_errors
 from ssql_mm.evaluation import run_qat_transfer, run_transfer
 from ssql_mm.evaluation.report import format_table, write_report
 from ssql_mm.quantization import OBSERVERS
+from ssql_mm.quantization.ptq import PTQ_METHODS
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,8 +45,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--bits', nargs='+', default=['fp', '8/8', '4/4', '2/4'],
                         help="settings 'fp' or 'W/A' (default: %(default)s)")
     parser.add_argument('--observers', nargs='+', default=['minmax'],
-                        help=f"calibration observers: {', '.join(OBSERVERS)}, "
-                        "with arguments as 'percentile:percentile=99.9' "
+                        help=f"calibrations: observers {', '.join(OBSERVERS)}"
+                        ", with arguments as 'percentile:percentile=99.9', "
+                        "or OBSERVER+METHOD to reconstruct after them, "
+                        f"METHOD one of {', '.join(PTQ_METHODS)} "
+                        "('mse+qdrop', 'mse+brecq:iters=200') "
                         '(default: %(default)s)')
     parser.add_argument('--arch-from-checkpoint', action='store_true',
                         help="use the backbone architecture stored in "
