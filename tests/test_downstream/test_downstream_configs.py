@@ -54,10 +54,25 @@ def test_the_expected_configs_exist():
                     in names)
             assert f'{head}_ssql-r50-d8-{bits}_4xb4-20k_voc12aug-512x512.py' in names
         assert f'upernet_ssql-r50-{bits}_4xb4-160k_ade20k-512x512.py' in names
-    assert ('retinanet_ssql-r18-cifar-w16_fpn_1xb16-8e_paste4-cifar10-64x64.py'
-            in names)
+    for epochs in (8, 16):
+        assert (f'retinanet_ssql-r18-cifar-w16_fpn_1xb16-{epochs}e_paste4-'
+                'cifar10-64x64.py' in names)
     assert ('fcn_ssql-r18-cifar-w16-d4_1xb8-2000it_paste4-cifar10-64x64.py'
             in names)
+
+
+def test_the_16_epoch_detection_benchmark_anneals_over_16_epochs():
+    cfg = config(next(p for p in CONFIGS if '1xb16-16e_paste4' in p))
+    assert cfg.train_cfg.max_epochs == 16 and cfg.train_cfg.val_interval == 16
+    warmup, cosine = cfg.param_scheduler
+    assert warmup.type == 'LinearLR' and warmup.end == 50
+    assert cosine.type == 'CosineAnnealingLR'
+    assert cosine.T_max == cosine.end == 16
+    assert cfg.default_hooks.checkpoint.interval == 16
+    # the rest is the 8-epoch benchmark's
+    assert cfg.default_hooks.logger.interval == 50
+    assert cfg.model.bbox_head.num_classes == 4
+    assert cfg.optim_wrapper.optimizer.lr == 2e-3
 
 
 @pytest.mark.parametrize('path', CONFIGS)
