@@ -321,3 +321,25 @@ def test_the_paste_set_is_built_once_and_never_silently_resized(recipe,
     os.remove(osp.join(root, 'paste.json'))
     with pytest.raises(ValueError, match='delete it and rerun'):
         recipe.prepare_paste(recipe.parse_args(argv))
+
+
+def test_a_failed_paste_build_leaves_nothing_behind(recipe, tmp_path,
+                                                    monkeypatch):
+    data, work = str(tmp_path / 'cifar'), str(tmp_path / 'work')
+    write_class_folders(data, recipe.PASTE_CLASSES)
+    real_build = recipe.build_paste_dataset
+
+    def build_then_stop(source, out, *args, **kwargs):
+        real_build(source, out, *args, **kwargs)
+        assert os.listdir(out)  # images were written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, 'build_paste_dataset', build_then_stop)
+    args = recipe.parse_args(['--work', work, '--data', data, '--backbones',
+                              'random', '--paste-train', '2',
+                              '--paste-val', '1'])
+    with pytest.raises(KeyboardInterrupt):
+        recipe.prepare_paste(args)
+    assert os.listdir(work) == []
+    monkeypatch.setattr(recipe, 'build_paste_dataset', real_build)
+    assert recipe.prepare_paste(args) == osp.join(work, 'paste')

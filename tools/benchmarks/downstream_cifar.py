@@ -40,6 +40,7 @@ import math
 import os
 import os.path as osp
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -189,11 +190,15 @@ def prepare_paste(args: argparse.Namespace) -> str:
     if not osp.isdir(osp.join(source, 'test')):
         source = extract_cifar10(args.data, osp.join(args.work, 'cache'))
     tmp = f'{root}.partial-{os.getpid()}'
-    build_paste_dataset(osp.join(source, 'test'), tmp, args.paste_train,
-                        args.paste_val, PASTE_CLASSES, PASTE_SPEC, seed=0)
-    with open(osp.join(tmp, 'paste.json'), 'w') as f:
-        json.dump(wanted, f)
-    os.replace(tmp, root)
+    try:
+        build_paste_dataset(osp.join(source, 'test'), tmp, args.paste_train,
+                            args.paste_val, PASTE_CLASSES, PASTE_SPEC, seed=0)
+        with open(osp.join(tmp, 'paste.json'), 'w') as f:
+            json.dump(wanted, f)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return root
 
 
