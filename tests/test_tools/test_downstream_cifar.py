@@ -20,6 +20,15 @@ def write_job(work, stage, job, top1):
         json.dump(dict(top1=top1), f)
 
 
+def write_finetune(work, stage, job, checkpoint='/x/epoch_15.pth'):
+    """A finished fine-tuning: its ``last_checkpoint`` names ``checkpoint``."""
+    folder = osp.join(work, stage, job, 'finetune')
+    os.makedirs(folder)
+    with open(osp.join(folder, 'last_checkpoint'), 'w') as f:
+        f.write(checkpoint)
+    return osp.join(work, stage, job)
+
+
 def option(cmd, key):
     options = cmd[cmd.index('--cfg-options') + 1:]
     values = [o.split('=', 1)[1] for o in options if o.startswith(key + '=')]
@@ -37,10 +46,7 @@ def test_jobs_go_seed_by_seed_and_skip_or_reuse_finished_work(recipe,
     write_job(work, 'cls', 'simsiam_seed0_ft0',
               {'minmax': {'FP': 50.0}, 'mse': {'FP': 50.0},
                'mse:weights=false': {'FP': 50.0}, 'mse+qdrop': {'4w4a': 49.}})
-    finetune = osp.join(work, 'qat', 'ssql_seed0_ft1', 'finetune')
-    os.makedirs(finetune)
-    with open(osp.join(finetune, 'last_checkpoint'), 'w') as f:
-        f.write('/x/epoch_15.pth')
+    write_finetune(work, 'qat', 'ssql_seed0_ft1')
     jobs = recipe.jobs_to_run(args)
     assert [label for label, _, _ in jobs] == [
         'cls random ft0', 'cls ssql_seed0 ft0',
@@ -127,12 +133,9 @@ def test_a_new_observer_tests_finished_fine_tunings_only(recipe, tmp_path):
         '--work', work, '--data', 'DATA', '--backbones', 'ssql_seed0=b.pth',
         '--ft-seeds', '1', '--stages', 'cls', 'qat',
         '--observers', 'minmax', 'mse:weights=false', '--reconstructions'])
-    job = osp.join(work, 'cls', 'ssql_seed0_ft1')
     write_job(work, 'cls', 'ssql_seed0_ft1',
               {'minmax': {'FP': 50.0, '4w4a': 40.0}})
-    os.makedirs(osp.join(job, 'finetune'))
-    with open(osp.join(job, 'finetune', 'last_checkpoint'), 'w') as f:
-        f.write('/x/epoch_15.pth')
+    job = write_finetune(work, 'cls', 'ssql_seed0_ft1')
     write_job(work, 'qat', 'ssql_seed0_ft1', {'qat': {'4w4a': 45.0}})
     (label, cmd, log), = recipe.jobs_to_run(args)
     assert label == 'cls ssql_seed0 ft1 ptq mse:weights=false'
@@ -194,11 +197,8 @@ def test_a_finished_detection_job_gets_new_observers_as_ptq_only(recipe,
                               '--ft-seeds', '0', '--stages', 'det',
                               '--observers', 'minmax', 'mse',
                               '--reconstructions'])
-    job = osp.join(work, 'det', 'random_ft0')
     write_job(work, 'det', 'random_ft0', {'minmax': {'FP': 0.3}})
-    os.makedirs(osp.join(job, 'finetune'))
-    with open(osp.join(job, 'finetune', 'last_checkpoint'), 'w') as f:
-        f.write('/x/epoch_5.pth')
+    write_finetune(work, 'det', 'random_ft0', '/x/epoch_5.pth')
     (label, cmd, _), = recipe.jobs_to_run(args)
     assert label == 'det random ft0 ptq mse'
     assert 'mmdet' in cmd[2]
@@ -216,12 +216,9 @@ def test_reconstructions_run_after_fine_tuning_at_their_own_bits(recipe,
                               '--reconstructions', 'mse+qdrop',
                               'mse+brecq:iters=200'])
     assert args.reconstruction_bits == ['4/4', '2/4']
-    job = osp.join(work, 'cls', 'ssql_seed0_ft0')
     write_job(work, 'cls', 'ssql_seed0_ft0',
               {'minmax': {'FP': 60.0, '4w4a': 50.0}})
-    os.makedirs(osp.join(job, 'finetune'))
-    with open(osp.join(job, 'finetune', 'last_checkpoint'), 'w') as f:
-        f.write('/x/epoch_15.pth')
+    job = write_finetune(work, 'cls', 'ssql_seed0_ft0')
     # The fresh job fine-tunes with the observers only; the finished one
     # gets one PTQ-only job for both reconstructions, at their bits.
     (_, fresh, _), (label, cmd, log) = recipe.jobs_to_run(args)
