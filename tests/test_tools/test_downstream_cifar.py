@@ -248,11 +248,65 @@ def test_reconstructions_run_after_fine_tuning_at_their_own_bits(recipe,
     assert summary['cls']['mse+qdrop']['drop']['ssql']['2w4a'][0] == 20.0
 
 
+def test_calibration_draws_rerun_the_observers_with_other_seeds(recipe,
+                                                                tmp_path):
+    work = str(tmp_path)
+    args = recipe.parse_args(['--work', work, '--backbones',
+                              'simsiam_seed0=a.pth', 'ssql_seed0=b.pth',
+                              '--ft-seeds', '1', '--stages', 'det',
+                              'det-qat', '--observers', 'mse',
+                              '--reconstructions', '--calib-draws', '3'])
+    for backbone, fp, draw0 in (('simsiam', 0.40, 0.30),
+                                ('ssql', 0.50, 0.45)):
+        write_job(work, 'det', f'{backbone}_seed0_ft1',
+                  {'mse': {'FP': fp, '4w4a': draw0}})
+        write_finetune(work, 'det', f'{backbone}_seed0_ft1')
+        write_job(work, 'det-qat', f'{backbone}_seed0_ft1',
+                  {'qat': {'4w4a': 0.2}})
+    jobs = recipe.jobs_to_run(args, fine_tune=False)
+    assert [label for label, _, _ in jobs] == [
+        'det simsiam_seed0 ft1 draw1', 'det simsiam_seed0 ft1 draw2',
+        'det ssql_seed0 ft1 draw1', 'det ssql_seed0 ft1 draw2']
+    _, cmd, log = jobs[1]
+    job = osp.join(work, 'det', 'simsiam_seed0_ft1')
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(job, 'draw2')
+    assert log == osp.join(job, 'draw2') + '.log'
+    assert option(cmd, 'randomness.seed') == '201'  # 1 + 100 * 2
+    assert cmd[cmd.index('--observers') + 1:cmd.index('--cfg-options')] == [
+        'mse']
+    assert 'fp' not in cmd
+    # Both of SSQL's further draws and one of SimSiam's finish.
+    for job_name, draw, value in (('ssql_seed0_ft1', 1, 0.41),
+                                  ('ssql_seed0_ft1', 2, 0.43),
+                                  ('simsiam_seed0_ft1', 1, 0.36)):
+        write_job(work, 'det', osp.join(job_name, f'draw{draw}'),
+                  {'mse': {'4w4a': value}})
+    assert [j[0] for j in recipe.jobs_to_run(args, fine_tune=False)] == [
+        'det simsiam_seed0 ft1 draw2']
+    scores = recipe.collect(work)['det']['mse']
+    assert scores['ssql_seed0_ft1']['4w4a'] == pytest.approx(43.0)
+    assert scores['ssql_seed0_ft1']['FP'] == pytest.approx(50.0)
+    assert scores['simsiam_seed0_ft1']['4w4a'] == pytest.approx(33.0)
+    spreads = recipe.collect_spreads(work)
+    assert spreads['det']['mse']['ssql_seed0_ft1'] == {
+        '4w4a': pytest.approx(4.0)}  # FP is not calibrated: no spread
+    assert 'det-qat' not in spreads
+    text, summary = recipe.summarize(recipe.collect(work), spreads)
+    det = summary['det']['mse']
+    assert det['draw_spread']['ssql']['4w4a'][0] == pytest.approx(4.0)
+    assert det['draw_spread']['simsiam']['4w4a'][0] == pytest.approx(6.0)
+    assert det['ssql_minus_simsiam']['4w4a'][0] == pytest.approx(10.0)
+    assert 'det, mse: calibration-draw spread' in text
+    assert 'calibration-draw spread' not in recipe.summarize(
+        recipe.collect(work))[0]
+
+
 @pytest.mark.parametrize('argv, message', [
     (['--observers', 'mse+qdrop'], 'give reconstructions as'),
     (['--reconstructions', 'mse'], 'write OBSERVER[+]METHOD'),
     (['--reconstructions', 'mse+gptq'], "Unknown PTQ method 'gptq'"),
     (['--reconstruction-bits', '4/x'], 'bit setting'),
+    (['--calib-draws', '0'], '--calib-draws must be >= 1'),
 ])
 def test_bad_calibrations_are_refused(recipe, capsys, argv, message):
     with pytest.raises(SystemExit):

@@ -25,7 +25,9 @@ jobs run fine-tuning seed by seed (every backbone at seed 0 first), so a
 run stopped early leaves complete comparisons of fewer seeds. Calibrations
 a finished fine-tuning was not tested with run as PTQ-only jobs into a
 sub-folder of its job (``ptq-<calibrations>/``), in a second pass for
-fine-tunings that finish in the first. The summary
+fine-tunings that finish in the first; so do further calibration draws
+(``--calib-draws``: the observers again with other calibration images, in
+``draw<k>/``), whose mean the tables give, with their spread. The summary
 (``summary.md``, ``summary.json``) is rewritten from every finished job.
 
 Example:
@@ -43,7 +45,7 @@ import re
 import shutil
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ptq_compare import RUN_NAME, parse_checkpoints
 from repro_cifar10 import run_jobs
@@ -107,6 +109,9 @@ PASTE_CLASSES = ('airplane', 'automobile', 'frog', 'horse')
 PASTE_SPEC = PasteSpec(image_size=64, min_objects=1, max_objects=2,
                        min_size=32, max_size=48)
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+DRAW_SEED_STEP = 100
+"""Calibration draw k of fine-tuning seed s calibrates with runner seed
+s + 100 k (draw 0 is the fine-tuning's own)."""
 
 
 def parse_backbones(items: Sequence[str]) -> Dict[str, Optional[str]]:
@@ -144,10 +149,10 @@ def paste_dir(work: str) -> str:
 
 
 def _run_options(args: argparse.Namespace, stage: str,
-                 ft_seed: int) -> List[str]:
-    """``--cfg-options`` every job of a stage and fine-tuning seed shares:
-    the seed (also the calibration draw) and the data."""
-    options = [f'randomness.seed={ft_seed}']
+                 seed: int) -> List[str]:
+    """``--cfg-options`` of a stage's jobs: the runner seed (the fine-tuning
+    seed, which also draws the calibration images) and the data."""
+    options = [f'randomness.seed={seed}']
     if not STAGES[stage].paste:
         return options + [f'{loader}.dataset.data_root={args.data}'
                           for loader in (*_LOADERS, 'calib_dataloader')]
@@ -238,30 +243,58 @@ def _columns(path: str) -> List[str]:
         return list(json.load(f)['top1'])
 
 
+def ptq_command(args: argparse.Namespace, stage: str, out: str, seed: int,
+                columns: Sequence[str], bits: Sequence[str],
+                folder: str) -> List[str]:
+    """PTQ of a finished fine-tuning (``transfer.py --finetuned``) with
+    ``columns`` at the quantized ones of ``bits``, runner seed ``seed``,
+    into ``<job>/<folder>``."""
+    with open(osp.join(out, 'finetune', 'last_checkpoint')) as f:
+        finetuned = f.read().strip()
+    bits = [b for b in bits if not parse_bit_setting(b).is_float]
+    return [sys.executable, 'tools/benchmarks/transfer.py',
+            STAGES[stage].config, '--work-dir', osp.join(out, folder),
+            '--metric', STAGES[stage].metric, '--finetuned', finetuned,
+            '--bits', *bits, '--observers', *columns, '--cfg-options',
+            *_run_options(args, stage, seed)]
+
+
 def extra_ptq_command(args: argparse.Namespace, stage: str, out: str,
                       ft_seed: int, observers: Sequence[str],
                       bits: Sequence[str]) -> List[str]:
     """PTQ of a finished fine-tuning with calibrations it was not tested
-    with (``transfer.py --finetuned``) at the quantized ones of ``bits``,
-    into a sub-folder of its job."""
-    with open(osp.join(out, 'finetune', 'last_checkpoint')) as f:
-        finetuned = f.read().strip()
-    bits = [b for b in bits if not parse_bit_setting(b).is_float]
+    with, on its own calibration draw, into ``<job>/ptq-<calibrations>/``."""
     folder = 'ptq-' + re.sub(r'[^\w.-]', '_', '-'.join(observers))
-    return [sys.executable, 'tools/benchmarks/transfer.py',
-            STAGES[stage].config, '--work-dir', osp.join(out, folder),
-            '--metric', STAGES[stage].metric, '--finetuned', finetuned,
-            '--bits', *bits, '--observers', *observers, '--cfg-options',
-            *_run_options(args, stage, ft_seed)]
+    return ptq_command(args, stage, out, ft_seed, observers, bits, folder)
+
+
+def draw_command(args: argparse.Namespace, stage: str, out: str,
+                 ft_seed: int, draw: int) -> List[str]:
+    """PTQ of a finished fine-tuning at ``--bits`` with ``--observers`` on
+    calibration draw ``draw`` (runner seed ``ft_seed + DRAW_SEED_STEP *
+    draw``), into ``<job>/draw<draw>/``."""
+    return ptq_command(args, stage, out, ft_seed + DRAW_SEED_STEP * draw,
+                       args.observers, args.bits, f'draw{draw}')
 
 
 def job_results(out: str) -> List[str]:
-    """The ``transfer.json`` files of a job: its own, then those of later
-    PTQ runs of its fine-tuning (``<job>/ptq-*/``)."""
+    """The ``transfer.json`` files of a job's own calibration draw: its
+    own, then those of later PTQ runs of its fine-tuning (``ptq-*/``)."""
     paths = [osp.join(out, 'transfer.json')]
     if osp.isdir(out):
         paths += sorted(osp.join(out, d, 'transfer.json')
                         for d in os.listdir(out) if d.startswith('ptq-'))
+    return [p for p in paths if osp.isfile(p)]
+
+
+def draw_results(out: str) -> List[str]:
+    """The ``transfer.json`` of each further calibration draw of a job
+    (``<job>/draw<k>/``), in the order of ``k``."""
+    if not osp.isdir(out):
+        return []
+    draws = sorted(int(d[4:]) for d in os.listdir(out)
+                   if re.fullmatch(r'draw\d+', d))
+    paths = [osp.join(out, f'draw{k}', 'transfer.json') for k in draws]
     return [p for p in paths if osp.isfile(p)]
 
 
@@ -271,8 +304,9 @@ def jobs_to_run(args: argparse.Namespace,
     the order of ``--stages`` and ``--backbones``. A finished ``cls``,
     ``det`` or ``seg`` job missing some of ``--observers`` gets a PTQ-only
     job for them at ``--bits``, and one for the missing
-    ``--reconstructions`` at ``--reconstruction-bits``. With ``fine_tune``
-    False, only those PTQ-only jobs."""
+    ``--reconstructions`` at ``--reconstruction-bits``, and one per further
+    calibration draw (``--calib-draws``) with ``--observers``. With
+    ``fine_tune`` False, only those PTQ-only jobs."""
     jobs = []
     for ft_seed in args.ft_seeds:
         for stage in args.stages:
@@ -300,32 +334,80 @@ def jobs_to_run(args: argparse.Namespace,
                         jobs.append((f'{label} ptq {" ".join(missing)}', cmd,
                                      cmd[cmd.index('--work-dir') + 1] +
                                      '.log'))
+                for draw in range(1, args.calib_draws):
+                    folder = osp.join(out, f'draw{draw}')
+                    if not osp.isfile(osp.join(folder, 'transfer.json')):
+                        jobs.append((f'{label} draw{draw}', draw_command(
+                            args, stage, out, ft_seed, draw), f'{folder}.log'))
     return jobs
 
 
-def collect(work: str) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
-    """``scores[stage][column][job][setting]`` (in %) from every finished
-    job (``column``: an observer, or ``qat``); a column tested without FP
-    takes the job's FP."""
-    scores: Dict[str, dict] = {}
+Scores = Dict[str, Dict[str, Dict[str, Dict[str, float]]]]
+
+
+def _job_draws(work: str) -> Iterator[Tuple[str, str, List[dict]]]:
+    """``(stage, job, draws)`` of every finished job: per calibration draw,
+    ``top1[column][setting]`` in %. Draw 0 holds the job's own results and
+    its ``ptq-*`` runs, and there a column tested without FP takes the
+    job's FP; FP is not calibrated, so further draws have none."""
     for stage in STAGES:
         folder = osp.join(work, stage)
         if not osp.isdir(folder):
             continue
         for job in sorted(os.listdir(folder)):
-            fp = None
-            for path in job_results(osp.join(folder, job)):
-                with open(path) as f:
-                    top1 = json.load(f)['top1']
-                scale = STAGES[stage].scale
-                for column, values in top1.items():
-                    values = {s: v * scale for s, v in values.items()}
-                    fp = values.get('FP', fp)
-                    if fp is not None and 'FP' not in values:
-                        values = dict(FP=fp, **values)
-                    scores.setdefault(stage, {}).setdefault(
-                        column, {})[job] = values
+            out = osp.join(folder, job)
+            fp, draws = None, []
+            for paths in [job_results(out)] + [[p] for p in draw_results(out)]:
+                first = not draws
+                top1: Dict[str, Dict[str, float]] = {}
+                for path in paths:
+                    with open(path) as f:
+                        raw = json.load(f)['top1']
+                    for column, values in raw.items():
+                        values = {s: v * STAGES[stage].scale
+                                  for s, v in values.items()}
+                        fp = values.get('FP', fp)
+                        if first and fp is not None and 'FP' not in values:
+                            values = dict(FP=fp, **values)
+                        top1[column] = values
+                if top1:
+                    draws.append(top1)
+            if draws:
+                yield stage, job, draws
+
+
+def _per_setting(draws: List[dict]) -> Iterator[Tuple[str, str, List[float]]]:
+    """``(column, setting, values over draws)`` of the columns and settings
+    of draw 0."""
+    for column, values in draws[0].items():
+        for setting in values:
+            yield column, setting, [d[column][setting] for d in draws
+                                    if setting in d.get(column, {})]
+
+
+def collect(work: str) -> Scores:
+    """``scores[stage][column][job][setting]`` (in %) from every finished
+    job (``column``: a calibration, or ``qat``), the mean over its
+    calibration draws."""
+    scores: Scores = {}
+    for stage, job, draws in _job_draws(work):
+        for column, setting, values in _per_setting(draws):
+            scores.setdefault(stage, {}).setdefault(column, {}).setdefault(
+                job, {})[setting] = sum(values) / len(values)
     return scores
+
+
+def collect_spreads(work: str) -> Scores:
+    """``spreads[stage][column][job][setting]``: max − min (points) over the
+    calibration draws of the settings tested on two or more."""
+    spreads: Scores = {}
+    for stage, job, draws in _job_draws(work):
+        for column, setting, values in _per_setting(draws):
+            if len(values) > 1:
+                spreads.setdefault(stage, {}).setdefault(
+                    column, {}).setdefault(job, {})[setting] = (
+                        max(values) - min(values))
+    return spreads
 
 
 def _split_job(job: str) -> Tuple[str, int]:
@@ -341,23 +423,28 @@ def _cell(values: Sequence[float], signed: bool = False) -> str:
     return text if math.isnan(half) else f'{text} ± {half:.2f}'
 
 
-def summarize(scores: Dict[str, dict]) -> Tuple[str, dict]:
+def summarize(scores: Scores,
+              spreads: Optional[Scores] = None) -> Tuple[str, dict]:
     """Markdown tables and their numbers.
 
     Per stage and column: the stage's metric (top-1, bbox mAP or mIoU, in
     %) per backbone method (mean ± 95 % interval over pretraining and
-    fine-tuning seeds), the drop from FP, and SSQL − SimSiam paired by
-    pretraining and fine-tuning seed.
+    fine-tuning seeds), the drop from FP, SSQL − SimSiam paired by
+    pretraining and fine-tuning seed, and, where jobs have several
+    calibration draws, their spread.
 
     Args:
         scores (dict): :func:`collect`'s output.
+        spreads (dict, optional): :func:`collect_spreads`'s output.
+            Defaults to None (no spread tables).
 
     Returns:
         tuple[str, dict]: The Markdown and ``summary[stage][column]`` with
-        ``top1`` (the metric, whichever it is), ``drop`` and
-        ``ssql_minus_simsiam`` per method/setting as
+        ``top1`` (the metric, whichever it is), ``drop``,
+        ``ssql_minus_simsiam`` and ``draw_spread`` per method/setting as
         ``(mean, half_width, n)``.
     """
+    spreads = spreads or {}
     blocks: List[str] = []
     summary: Dict[str, dict] = {}
     for stage, columns in scores.items():
@@ -397,12 +484,24 @@ def summarize(scores: Dict[str, dict]) -> Tuple[str, dict]:
                     f'{title}: SSQL − SimSiam, same pretraining and '
                     'fine-tuning seed', {'SSQL − SimSiam': diff},
                     [s for s in settings if s in diff], signed=True))
+            spread_jobs = spreads.get(stage, {}).get(column, {})
+            spread = {m: {s: [spread_jobs[j][s] for j in runs
+                              if s in spread_jobs.get(j, {})]
+                          for s in settings if s != 'FP'}
+                      for m, runs in groups.items()}
+            if spread_jobs:
+                blocks.append(_table(
+                    f'{title}: calibration-draw spread (max − min over a '
+                    "job's draws, points), mean ± 95 % interval over jobs",
+                    spread, [s for s in settings
+                             if any(spread[m].get(s) for m in spread)]))
             pack = lambda t: {m: {s: (*mean_ci95(v), len(v))  # noqa: E731
                                   for s, v in t[m].items() if v} for m in t}
             summary.setdefault(stage, {})[column] = dict(
                 top1=pack(top1), drop=pack(drop),
                 ssql_minus_simsiam={s: (*mean_ci95(v), len(v))
                                     for s, v in diff.items()},
+                draw_spread=pack(spread),
                 jobs=sorted(jobs))
     return '\n\n'.join(blocks) + '\n', summary
 
@@ -442,6 +541,10 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
                         '--reconstruction-bits (default: %(default)s)')
     parser.add_argument('--reconstruction-bits', nargs='+',
                         default=['4/4', '2/4'])
+    parser.add_argument('--calib-draws', type=int, default=1,
+                        help='calibration draws per fine-tuning for '
+                        '--observers: draw k calibrates with seed '
+                        f'ft_seed + {DRAW_SEED_STEP} k (default: 1)')
     parser.add_argument('--qat-bits', default='4/4')
     parser.add_argument('--epochs', type=int,
                         help="classification fine-tuning epochs (default: "
@@ -457,8 +560,8 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
     parser.add_argument('--summary-only', action='store_true',
                         help='tabulate the finished jobs, run nothing')
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.threads < 1:
-        parser.error('--jobs and --threads must be >= 1')
+    if args.jobs < 1 or args.threads < 1 or args.calib_draws < 1:
+        parser.error('--jobs, --threads and --calib-draws must be >= 1')
     if args.epochs is not None and args.epochs < 2:
         parser.error('--epochs must be >= 2')
     if args.paste_train < 1 or args.paste_val < 1:
@@ -497,7 +600,8 @@ def main() -> None:
                     prepare_paste(args)
             run_jobs(jobs, args.jobs, args.threads)
     with report_errors('downstream_cifar'):
-        text, summary = summarize(collect(args.work))
+        text, summary = summarize(collect(args.work),
+                                  collect_spreads(args.work))
         os.makedirs(args.work, exist_ok=True)
         with open(osp.join(args.work, 'summary.md'), 'w') as f:
             f.write(text)
