@@ -45,7 +45,8 @@ import re
 import shutil
 import sys
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 from ptq_compare import RUN_NAME, parse_checkpoints
 from repro_cifar10 import run_jobs
@@ -385,29 +386,31 @@ def _per_setting(draws: List[dict]) -> Iterator[Tuple[str, str, List[float]]]:
                                     if setting in d.get(column, {})]
 
 
+def _reduce_draws(work: str, reduce: Callable[[List[float]], float],
+                  min_draws: int = 1) -> Scores:
+    """``out[stage][column][job][setting]``: ``reduce`` of the values over
+    a job's calibration draws, for settings tested on ``min_draws`` or
+    more."""
+    out: Scores = {}
+    for stage, job, draws in _job_draws(work):
+        for column, setting, values in _per_setting(draws):
+            if len(values) >= min_draws:
+                out.setdefault(stage, {}).setdefault(column, {}).setdefault(
+                    job, {})[setting] = reduce(values)
+    return out
+
+
 def collect(work: str) -> Scores:
     """``scores[stage][column][job][setting]`` (in %) from every finished
     job (``column``: a calibration, or ``qat``), the mean over its
     calibration draws."""
-    scores: Scores = {}
-    for stage, job, draws in _job_draws(work):
-        for column, setting, values in _per_setting(draws):
-            scores.setdefault(stage, {}).setdefault(column, {}).setdefault(
-                job, {})[setting] = sum(values) / len(values)
-    return scores
+    return _reduce_draws(work, lambda v: sum(v) / len(v))
 
 
 def collect_spreads(work: str) -> Scores:
     """``spreads[stage][column][job][setting]``: max − min (points) over the
     calibration draws of the settings tested on two or more."""
-    spreads: Scores = {}
-    for stage, job, draws in _job_draws(work):
-        for column, setting, values in _per_setting(draws):
-            if len(values) > 1:
-                spreads.setdefault(stage, {}).setdefault(
-                    column, {}).setdefault(job, {})[setting] = (
-                        max(values) - min(values))
-    return spreads
+    return _reduce_draws(work, lambda v: max(v) - min(v), min_draws=2)
 
 
 def _split_job(job: str) -> Tuple[str, int]:
